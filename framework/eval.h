@@ -1,0 +1,63 @@
+// Evaluation: the validation stream, byte counting and the val_loss / val_bpb figures.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "framework/model.h"
+#include "framework/registry.h"
+
+namespace pgolf {
+
+// Sums accumulate in fp64 (spec §5.1); val_bpb = loss_sum / (ln 2 * bytes).
+struct EvalResult {
+  double loss_sum = 0;  // nats
+  double tokens = 0;
+  double bytes = 0;
+  double val_loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }
+  double val_bpb() const;
+};
+
+// The concatenated validation shards, truncated to floor((N-1)/seq_len)*seq_len + 1 tokens.
+struct ValStream {
+  torch::Tensor tokens;  // int64 (N)
+  std::vector<std::string> files;
+};
+ValStream load_val_stream(const std::vector<std::string>& files, int64_t seq_len, int64_t max_tokens);
+
+struct ByteCounterContext {
+  std::string tokenizer_path;        // data.tokenizer
+  std::vector<std::string> val_files;  // the val token shards (sidecars are found beside them)
+  int64_t vocab_size = 0;            // model vocabulary (LUTs cover max(model, tokenizer))
+};
+
+// Bytes of original text per scored target.
+struct ByteCounter {
+  static constexpr const char* kKind = "byte_counter";
+  virtual ~ByteCounter() = default;
+  // prev, tgt: int64 (N) previous-input and target ids; target_pos: int64 (N) positions of the targets
+  // in the val stream. Returns float64 (N) byte counts.
+  virtual torch::Tensor target_bytes(const torch::Tensor& prev, const torch::Tensor& tgt,
+                                     const torch::Tensor& target_pos) const = 0;
+};
+using ByteCounterRegistry = Registry<ByteCounter, const ByteCounterContext&>;
+
+struct EvalContext {
+  int64_t seq_len = 0;
+  int64_t batch_tokens = 0;  // tokens per forward on this rank
+  torch::Device device = torch::kCPU;
+  int rank = 0;
+  int world = 1;
+};
+
+struct Evaluator {
+  static constexpr const char* kKind = "evaluator";
+  virtual ~Evaluator() = default;
+  virtual EvalResult evaluate(LanguageModel& model, const ValStream& val, const ByteCounter& bytes,
+                              const EvalContext& ctx) const = 0;
+};
+using EvaluatorRegistry = Registry<Evaluator>;
+
+}  // namespace pgolf

@@ -1,0 +1,38 @@
+// Training-batch loaders: each gives every optimizer micro-step one (x, y) batch for this rank.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "framework/registry.h"
+
+namespace pgolf {
+
+struct Batch {
+  torch::Tensor x;  // int64 (B, T) token ids, on the CPU
+  torch::Tensor y;  // int64 (B, T) next-token targets
+};
+
+struct LoaderContext {
+  std::vector<std::string> files;  // token shards, sorted, sidecars excluded
+  int64_t seq_len = 0;             // T
+  int64_t local_tokens = 0;        // tokens per micro-batch on this rank (B*T)
+  int rank = 0;
+  int world = 1;
+  uint64_t seed = 0;               // the run seed; loaders derive their own generator from (seed, rank)
+};
+
+struct TrainLoader {
+  static constexpr const char* kKind = "loader";
+  virtual ~TrainLoader() = default;
+  virtual Batch next() = 0;
+  // Position in the data, enough to continue exactly (checkpoints, warmup rollback).
+  virtual Json state() const = 0;
+  virtual void restore(const Json& state) = 0;
+};
+
+using LoaderRegistry = Registry<TrainLoader, const LoaderContext&>;
+
+}  // namespace pgolf

@@ -1,0 +1,23 @@
+// Logging: console plus the run's log file. Implemented over spdlog in log.cpp, which includes no torch
+// header (torch bundles its own fmt; keeping them apart avoids mixing two fmt versions).
+#pragma once
+
+#include <string>
+
+namespace pgolf::log {
+
+void info(const std::string& msg);
+void warn(const std::string& msg);
+void error(const std::string& msg);
+// Also write every message to `path` (appending); called once the run directory exists.
+void to_file(const std::string& path);
+void close_file();
+// Only rank 0 prints; others stay quiet unless PGOLF_LOG_ALL_RANKS is set.
+void set_rank(int rank);
+
+}  // namespace pgolf::log
+
+namespace pgolf {
+// printf-style formatting into a std::string.
+std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+}  // namespace pgolf

@@ -1,0 +1,157 @@
+#include "framework/recipe.h"
+
+#include <filesystem>
+#include <set>
+
+#include "framework/io.h"
+
+namespace fs = std::filesystem;
+
+namespace pgolf {
+
+namespace {
+
+Json parse_json_file(const std::string& file) {
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const std::exception& e) {
+    throw ConfigError(std::string(e.what()) + " (the recipe file must exist and be readable)");
+  }
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw ConfigError(file + ": not valid JSON: " + e.what());
+  }
+}
+
+void merge_into(Json& base, const Json& over) {
+  for (auto& [k, v] : over.items()) {
+    if (base.contains(k) && base[k].is_object() && v.is_object()) merge_into(base[k], v);
+    else base[k] = v;
+  }
+}
+
+Json load_chain(const std::string& file, std::set<std::string>& seen) {
+  const std::string canon = fs::weakly_canonical(fs::path(file)).string();
+  if (seen.count(canon)) throw ConfigError(file + ": \"extends\" forms a cycle");
+  seen.insert(canon);
+  Json j = parse_json_file(file);
+  if (!j.is_object()) throw ConfigError(file + ": a recipe must be a JSON object");
+  if (!j.contains("extends")) return j;
+  if (!j["extends"].is_string()) throw ConfigError(file + ": extends: expected a path to another recipe");
+  const fs::path parent = fs::path(file).parent_path() / j["extends"].get<std::string>();
+  Json base = load_chain(parent.string(), seen);
+  j.erase("extends");
+  merge_into(base, j);
+  return base;
+}
+
+void apply_override(Json& j, const std::string& spec, const std::string& name) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set " + spec + ": expected key.path=value (for example train.iterations=100)");
+  const std::string path = spec.substr(0, eq), text = spec.substr(eq + 1);
+  Json value;
+  try {
+    value = Json::parse(text);
+  } catch (const Json::parse_error&) {
+    value = text;  // bare words are strings: --set model.attention.name=gqa
+  }
+  Json* cur = &j;
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (key.empty()) throw ConfigError("--set " + spec + ": empty key in path '" + path + "'");
+    if (dot == std::string::npos) {
+      (*cur)[key] = value;
+      break;
+    }
+    if (!cur->contains(key)) (*cur)[key] = Json::object();
+    if (!(*cur)[key].is_object())
+      throw ConfigError(name + ": --set " + spec + ": '" + path.substr(0, dot) + "' is not a section");
+    cur = &(*cur)[key];
+    start = dot + 1;
+  }
+}
+
+Schema make_recipe_schema() {
+  Schema data;
+  data.string("train", "data/default/train_*.bin", "glob of training token shards (_bytes_ sidecars are ignored)")
+      .string("val", "data/default/val_*.bin", "glob of validation token shards")
+      .string("tokenizer", "data/default/tokenizer.model", "SentencePiece model the shards were made with")
+      .integer("seq_len", 1024, 1, 1 << 20, "tokens per training sequence")
+      .integer("batch_tokens", 524288, 1, 1LL << 34, "tokens per optimizer step, over all ranks and micro-steps")
+      .integer("grad_accum", 1, 1, 1024, "micro-steps per optimizer step on each rank")
+      .integer("val_max_tokens", 0, 0, 1LL << 40, "use at most this many validation tokens (0 = all)")
+      .component("loader", "loader", "token_stream", "training batch loader");
+
+  Schema optim;
+  optim.component_list("groups", "optimizer", "parameter groups, first match wins")
+      .number("grad_clip_norm", 0.0, 0.0, 1e9, "global L2 gradient clip (0 = off)")
+      .string_list("control_patterns", {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weight"},
+                   "name substrings of control tensors (kept fp32, sent to scalar groups)");
+
+  Schema train;
+  train.integer("iterations", 20000, 0, 1e12, "optimizer steps at most")
+      .number("max_wallclock_seconds", 600.0, 0.0, 1e9, "training-time cap (0 = none); evaluation pauses it")
+      .number("wallclock_reserve_seconds", 0.0, 0.0, 1e9, "stop this much before the cap")
+      .integer("log_every", 200, 0, 1e12, "progress line every N steps (0 = first 10 and last only)")
+      .integer("val_every", 1000, 0, 1e12, "validate every N steps (0 = only at the end)")
+      .choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train (auto: cuda when available)")
+      .integer("threads", 0, 0, 1024, "CPU intra-op threads (0 = torch default)");
+
+  Schema eval;
+  eval.component("evaluator", "evaluator", "full", "how validation is scored")
+      .component("byte_counter", "byte_counter", "lut", "how target bytes are counted for val_bpb")
+      .integer("batch_tokens", 524288, 1, 1LL << 34, "validation tokens per forward over all ranks");
+
+  Schema code;
+  code.choice("count", "compressed", {"compressed", "raw", "none"},
+              "how the code is counted: the project's sources compressed with the artifact compressor, raw, or not")
+      .string_list("sources", {"framework", "models", "optim", "quant", "tokenizers", "ttt", "apps", "CMakeLists.txt"},
+                   "files and directories (relative to the source tree) that make up the submitted code");
+
+  Schema artifact;
+  artifact.boolean("enabled", true, "quantise, compress, reload and re-evaluate after training")
+      .component("quantizer", "quantizer", "int8_row", "weight quantiser")
+      .component("compressor", "compressor", "zlib", "byte compressor of the serialised weights")
+      .integer("budget_bytes", 16000000, 0, 1e12, "decimal byte budget for weights + code")
+      .section("code", code, "code-size accounting");
+
+  Schema root;
+  root.string("description", "", "what this recipe is")
+      .integer("seed", 1337, 0, 4294967295.0, "run seed (weights init, data order where the loader uses it)")
+      .section("data", data, "training and validation data")
+      .component("model", "model", "gpt", "the model")
+      .section("optim", optim, "optimizers and parameter groups")
+      .component("schedule", "schedule", "linear_warmdown", "learning-rate schedule")
+      .section("train", train, "the training loop")
+      .section("eval", eval, "validation")
+      .section("artifact", artifact, "the submission artifact");
+  return root;
+}
+
+}  // namespace
+
+const Schema& recipe_schema() {
+  static const Schema schema = make_recipe_schema();
+  return schema;
+}
+
+Recipe resolve_recipe(const Json& raw, const std::string& name, const std::vector<std::string>& overrides) {
+  Json j = raw;
+  for (const auto& o : overrides) apply_override(j, o, name);
+  Recipe r;
+  r.file = name;
+  r.resolved = recipe_schema().validate(j, "", name);
+  return r;
+}
+
+Recipe load_recipe(const std::string& file, const std::vector<std::string>& overrides) {
+  std::set<std::string> seen;
+  return resolve_recipe(load_chain(file, seen), file, overrides);
+}
+
+}  // namespace pgolf

@@ -1,0 +1,45 @@
+// The challenge's token shard format (spec posttrain §2.1): a 256 x int32 little-endian header
+// (magic 20240520, version 1, token count N, the rest zero) followed by N little-endian uint16 values.
+// The file size must be exactly 1024 + 2N. Byte sidecars (`*_bytes_*`) use the same layout.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pgolf {
+
+constexpr int32_t kShardMagic = 20240520;
+constexpr int32_t kShardVersion = 1;
+constexpr int64_t kShardHeaderBytes = 256 * 4;
+
+// A read-only memory-mapped shard. Throws std::runtime_error naming the file and what is wrong
+// (missing, truncated, foreign magic or version, size not matching the header).
+class ShardView {
+ public:
+  explicit ShardView(const std::string& path);
+  ~ShardView();
+  ShardView(const ShardView&) = delete;
+  ShardView& operator=(const ShardView&) = delete;
+
+  const uint16_t* data() const { return tokens_; }
+  int64_t size() const { return n_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  void* map_ = nullptr;
+  size_t map_bytes_ = 0;
+  const uint16_t* tokens_ = nullptr;
+  int64_t n_ = 0;
+};
+
+// Writes a shard atomically (temp file + rename). Values must fit uint16.
+void write_shard(const std::string& path, const std::vector<uint16_t>& tokens);
+
+// Sorted paths matching a glob. With skip_sidecars, names containing "_bytes_" are left out (the
+// val glob fineweb_val_*.bin also matches the byte sidecars). Throws naming the pattern if none match.
+std::vector<std::string> glob_shards(const std::string& pattern, bool skip_sidecars = true);
+
+}  // namespace pgolf

@@ -1,0 +1,26 @@
+// The Trainer: one run from a resolved recipe to summary.json. It knows no component by name; it builds
+// them from the registry and talks to them through the interfaces in framework/.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "framework/recipe.h"
+
+namespace pgolf {
+
+struct TrainerOptions {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  std::string out_dir;
+  bool dry_run = false;
+};
+
+// Runs (or, with dry_run, validates and summarises) one training run. Returns the process exit code.
+int run_trainer(const TrainerOptions& opt);
+
+// Every registered component, by kind, with its keys and defaults.
+void print_components(std::ostream& os);
+
+}  // namespace pgolf
