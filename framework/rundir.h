@@ -1,0 +1,32 @@
+// A run directory is self-describing: recipe.json (fully resolved), train.log, metrics.jsonl (one JSON
+// object per logged step and per evaluation), summary.json, the artifact.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "framework/config.h"
+
+namespace pgolf {
+
+class RunDir {
+ public:
+  // Creates `path` (and parents). Refuses a directory that already holds a run (recipe.json present).
+  explicit RunDir(const std::string& path);
+  ~RunDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // One line of metrics.jsonl, flushed at once so a killed run keeps what it logged.
+  void metric(const Json& record);
+  // Writes `name` atomically as pretty JSON.
+  void write_json(const std::string& name, const Json& j) const;
+
+ private:
+  std::string path_;
+  FILE* metrics_ = nullptr;
+};
+
+// runs/<recipe stem>-s<seed>-<YYYYmmdd-HHMMSS>
+std::string default_run_dir(const std::string& recipe_file, int64_t seed);
+
+}  // namespace pgolf

@@ -1,0 +1,51 @@
+#include "models/layers.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace pgolf {
+
+CastedLinearImpl::CastedLinearImpl(int64_t in, int64_t out) {
+  weight = register_parameter("weight", torch::empty({out, in}, torch::kFloat32));
+  initialize("default");
+}
+
+void CastedLinearImpl::initialize(const std::string& init) {
+  torch::NoGradGuard g;
+  if (init == "zeros") {
+    weight.zero_();
+  } else if (init == "default") {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(weight.size(1)));
+    weight.uniform_(-bound, bound);
+  } else if (init == "orthogonal") {
+    torch::nn::init::orthogonal_(weight, 1.0);
+  } else {
+    throw std::invalid_argument("unknown linear init '" + init + "' (expected zeros, default or orthogonal)");
+  }
+}
+
+Rotary::Rotary(int64_t head_dim, int64_t rope_dims, double base)
+    : head_dim_(head_dim), rope_dims_(rope_dims == 0 ? head_dim : rope_dims), base_(base) {
+  if (rope_dims_ % 2 != 0 || rope_dims_ > head_dim_)
+    throw std::invalid_argument("rope_dims must be even and at most the head dim " + std::to_string(head_dim_));
+}
+
+void Rotary::ensure(int64_t T, const torch::Device& device, torch::ScalarType dtype) {
+  if (cos_.defined() && cos_.size(2) == T && cos_.device() == device && cos_.scalar_type() == dtype) return;
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto inv_freq = 1.0 / torch::pow(base_, torch::arange(0, rope_dims_, 2, f32) / static_cast<double>(rope_dims_));
+  auto freqs = torch::outer(torch::arange(T, f32), inv_freq);
+  cos_ = freqs.cos().to(dtype).view({1, 1, T, rope_dims_ / 2});
+  sin_ = freqs.sin().to(dtype).view({1, 1, T, rope_dims_ / 2});
+}
+
+torch::Tensor Rotary::apply(const torch::Tensor& x) {
+  ensure(x.size(2), x.device(), x.scalar_type());
+  const int64_t half = rope_dims_ / 2;
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  auto rotated = torch::cat({x1 * cos_ + x2 * sin_, x2 * cos_ - x1 * sin_}, -1);
+  if (rope_dims_ == head_dim_) return rotated;
+  return torch::cat({rotated, x.narrow(-1, rope_dims_, head_dim_ - rope_dims_)}, -1);
+}
+
+}  // namespace pgolf
