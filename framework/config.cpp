@@ -62,7 +62,8 @@ Json validate_component(const Json& in, const std::string& kind, const std::stri
   Json rest = obj;
   rest.erase("name");
   Json out = Json{{"name", name}};
-  for (auto& [k, v] : schema->validate(rest, path, file).items()) out[k] = v;
+  const Json filled = schema->validate(rest, path, file);  // named: items() would dangle on a temporary
+  for (auto& [k, v] : filled.items()) out[k] = v;
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include "framework/artifact.h"
 #include "framework/comm.h"
 #include "framework/eval.h"
+#include "framework/grad_clip.h"
 #include "framework/io.h"
 #include "framework/loader.h"
 #include "framework/log.h"
@@ -280,7 +281,7 @@ int run_trainer(const TrainerOptions& opt) {
       (accum > 1 ? loss / static_cast<double>(accum) : loss).backward();
     }
     if (accum > 1) train_loss /= static_cast<double>(accum);
-    if (clip > 0) torch::nn::utils::clip_grad_norm_(all_params, clip);
+    if (clip > 0) clip_grad_norm(all_params, clip);
     for (auto& o : run.optimizers) o->step(scale, step);
     ++step;
 

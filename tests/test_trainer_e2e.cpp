@@ -1,0 +1,125 @@
+// The trainer binary end to end on the default data (made by `make data`): a short CPU run whose loss
+// falls and whose summary.json holds a finite val_bpb; --dry-run's parameter count; bad recipes.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "framework/config.h"
+#include "framework/io.h"
+
+namespace pgolf {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kSrc = PGOLF_SOURCE_DIR;
+const std::string kTrainer = std::string(PGOLF_BIN_DIR) + "/trainer";
+
+struct Result {
+  int code;
+  std::string out;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = "cd " + kSrc + " && " + kTrainer + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string temp_dir(const std::string& tag) {
+  auto d = fs::temp_directory_path() / ("pgolf_e2e_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  return d.string();
+}
+
+bool default_data_ready() { return fs::exists(kSrc + "/data/default/READY"); }
+
+TEST(TrainerCli, DryRunPrintsTheBaselineParameterCount) {
+  auto r = run("--recipe recipes/baseline.json --dry-run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("params: 17059912"), std::string::npos) << r.out;
+}
+
+TEST(TrainerCli, UnknownKeyFailsNamingItAndLeavesNoRunDirectory) {
+  const std::string out = temp_dir("unknown");
+  auto r = run("--recipe recipes/default.json --set model.layerz=3 --out " + out);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("recipes/default.json: model.layerz: unknown key"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(TrainerCli, WrongTypeAndBadArguments) {
+  auto r = run("--recipe recipes/default.json --set train.iterations='\"many\"' --dry-run");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("train.iterations: expected an integer"), std::string::npos) << r.out;
+  EXPECT_NE(run("--recipe").code, 0);
+  EXPECT_NE(run("--frobnicate").code, 0);
+  auto missing = run("--recipe recipes/no_such_recipe.json");
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.out.find("no_such_recipe.json"), std::string::npos) << missing.out;
+}
+
+TEST(TrainerCli, MissingTokenizerAndVocabMismatchAreRefused) {
+  ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";
+  const std::string out = temp_dir("tok");
+  auto r = run("--recipe recipes/default.json --set data.tokenizer=data/default/nope.model --out " + out);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("nope.model"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out));
+  auto v = run("--recipe recipes/default.json --set model.vocab_size=2048 --out " + out);
+  EXPECT_NE(v.code, 0);
+  EXPECT_NE(v.out.find("vocab"), std::string::npos) << v.out;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(TrainerE2E, ShortRunLearnsAndWritesTheRunDirectory) {
+  ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";
+  const std::string out = temp_dir("train");
+  auto r = run("--recipe recipes/default.json --set train.iterations=60 --set train.log_every=10 "
+               "--set train.val_every=0 --set data.val_max_tokens=16384 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Json summary = Json::parse(read_file(out + "/summary.json"));
+  EXPECT_EQ(summary["steps"], 60);
+  const double first = summary["first_train_loss"], last = summary["final_train_loss"];
+  EXPECT_LT(last, first - 0.5) << "loss did not fall: " << first << " -> " << last;
+  for (const char* k : {"val_bpb", "pre_quant_val_bpb", "val_loss"}) {
+    EXPECT_TRUE(std::isfinite(summary[k].get<double>())) << k;
+    EXPECT_GT(summary[k].get<double>(), 0.0) << k;
+  }
+  // The artifact's score stays close to the pre-quantisation score (int8 per row).
+  EXPECT_NEAR(summary["val_bpb"].get<double>(), summary["pre_quant_val_bpb"].get<double>(), 0.05);
+  EXPECT_GT(summary["artifact_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(summary["artifact_bytes"].get<int64_t>(),
+            summary["artifact_model_bytes"].get<int64_t>() + summary["artifact_code_bytes"].get<int64_t>());
+  EXPECT_EQ(static_cast<int64_t>(fs::file_size(out + "/artifact.bin")), summary["artifact_model_bytes"].get<int64_t>());
+  for (const char* k : {"params", "steps", "train_seconds", "tokens_per_second"}) EXPECT_TRUE(summary.contains(k)) << k;
+  // metrics.jsonl: one object per logged step (10, 20, ... plus the first 10) and per evaluation.
+  std::ifstream m(out + "/metrics.jsonl");
+  std::string line;
+  int train = 0, eval = 0;
+  while (std::getline(m, line)) {
+    const Json j = Json::parse(line);
+    (j["type"] == "train" ? train : eval)++;
+  }
+  EXPECT_EQ(train, 15);  // steps 1..10, 20, 30, 40, 50, 60
+  EXPECT_EQ(eval, 2);    // final pre-quant and artifact round trip
+  const Json recipe = Json::parse(read_file(out + "/recipe.json"));
+  EXPECT_EQ(recipe["train"]["iterations"], 60);
+  EXPECT_TRUE(recipe["model"].contains("attention"));  // fully resolved, defaults included
+  EXPECT_NE(read_file(out + "/train.log").find("val_bpb"), std::string::npos);
+  // The same --out again is refused: a run directory is never overwritten.
+  EXPECT_NE(run("--recipe recipes/default.json --set train.iterations=1 --out " + out).code, 0);
+  fs::remove_all(out);
+}
+
+}  // namespace
+}  // namespace pgolf
