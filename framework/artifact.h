@@ -25,7 +25,7 @@ struct Quantizer {
   static constexpr const char* kKind = "quantizer";
   virtual ~Quantizer() = default;
   virtual QuantizedState quantize(const NamedTensors& state) const = 0;
-  // Rebuilds fp32 tensors for every name quantize() saw.
+  // Rebuilds every tensor quantize() saw, in its original dtype and order.
   virtual NamedTensors dequantize(const QuantizedState& q) const = 0;
 };
 using QuantizerRegistry = Registry<Quantizer>;

@@ -41,6 +41,9 @@ struct ByteCounter {
   // in the val stream. Returns float64 (N) byte counts.
   virtual torch::Tensor target_bytes(const torch::Tensor& prev, const torch::Tensor& tgt,
                                      const torch::Tensor& target_pos) const = 0;
+  // The tokenizer's vocabulary size when the counter knows it (0 = unknown): the Trainer refuses a model
+  // whose vocab_size differs, as a mismatch means the recipe and the data disagree.
+  virtual int64_t tokenizer_vocab_size() const { return 0; }
 };
 using ByteCounterRegistry = Registry<ByteCounter, const ByteCounterContext&>;
 

@@ -78,8 +78,8 @@ void apply_override(Json& j, const std::string& spec, const std::string& name) {
 
 Schema make_recipe_schema() {
   Schema data;
-  data.string("train", "data/default/train_*.bin", "glob of training token shards (_bytes_ sidecars are ignored)")
-      .string("val", "data/default/val_*.bin", "glob of validation token shards")
+  data.string("train", "data/default/default_train_*.bin", "glob of training token shards (_bytes_ sidecars are ignored)")
+      .string("val", "data/default/default_val_*.bin", "glob of validation token shards")
       .string("tokenizer", "data/default/tokenizer.model", "SentencePiece model the shards were made with")
       .integer("seq_len", 1024, 1, 1 << 20, "tokens per training sequence")
       .integer("batch_tokens", 524288, 1, 1LL << 34, "tokens per optimizer step, over all ranks and micro-steps")

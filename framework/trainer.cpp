@@ -219,6 +219,10 @@ int run_trainer(const TrainerOptions& opt) {
   run.val = load_val_stream(val_files, seq_len, data.i("val_max_tokens"));
   run.bytes = ByteCounterRegistry::get().build(eval_cfg.sub("byte_counter"),
                                                ByteCounterContext{data.s("tokenizer"), val_files, run.model->vocab_size()});
+  if (const int64_t tv = run.bytes->tokenizer_vocab_size(); tv > 0 && tv != run.model->vocab_size())
+    throw ConfigError(run.recipe.file + ": model.vocab_size is " + std::to_string(run.model->vocab_size()) +
+                      " but the tokenizer " + data.s("tokenizer") + " has " + std::to_string(tv) +
+                      " pieces; make them match (the shards were made with that tokenizer)");
   run.eval_ctx = EvalContext{seq_len, std::max<int64_t>(seq_len, eval_cfg.i("batch_tokens") / world), run.device,
                              comm.rank(), static_cast<int>(world)};
 

@@ -1,0 +1,519 @@
+// pgolf-data: trains SentencePiece tokenizers, turns text into token shards, and inspects shards.
+//
+//   pgolf-data train-tokenizer --input FILE... --vocab N --out PREFIX [--threads N]
+//   pgolf-data prepare --tokenizer MODEL --train FILE... --val FILE... --out DIR [--shard-tokens N]
+//                      [--prefix NAME] [--threads N]
+//   pgolf-data inspect FILE...
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <queue>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "framework/shard.h"
+#include "tokenizers/sentencepiece_model.h"
+#include "tokenizers/train_sentencepiece.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kMainUsage =
+    "usage: pgolf-data COMMAND [options]   (pgolf-data COMMAND --help for its options)\n"
+    "  train-tokenizer   train a SentencePiece BPE model with the challenge's settings\n"
+    "  prepare           encode documents into token shards (<prefix>_{train,val}_NNNNNN.bin)\n"
+    "  inspect           print the header, token count, document count and id range of shards\n";
+
+const char* kTrainUsage =
+    "usage: pgolf-data train-tokenizer --input FILE... --vocab N --out PREFIX [--threads N]\n"
+    "                                  [--max-sentences N] [--verbose]\n"
+    "  --input FILE...     .txt (one sentence per line), .jsonl or .jsonl.xz (field \"text\"; each line\n"
+    "                      of a document is a sentence)\n"
+    "  --vocab N           vocabulary size (byte fallback takes 256 + 4 ids; at least ~300)\n"
+    "  --out PREFIX        writes PREFIX.model and PREFIX.vocab\n"
+    "  --threads N         trainer threads (default: all cores)\n"
+    "  --max-sentences N   sample at most N sentences (default 10000000)\n"
+    "  --verbose           show SentencePiece's own log\n"
+    "Settings (spec posttrain 3.1): BPE, character_coverage 0.999, byte_fallback, split_digits, nmt_nfkc,\n"
+    "no dummy prefix, pad/bos/eos/unk = 0/1/2/3, hard_vocab_limit false.\n";
+
+const char* kPrepareUsage =
+    "usage: pgolf-data prepare --tokenizer MODEL --train FILE... --val FILE... --out DIR\n"
+    "                          [--shard-tokens N] [--prefix NAME] [--threads N] [--batch-bytes N]\n"
+    "  --tokenizer MODEL   SentencePiece .model (ids must fit uint16)\n"
+    "  --train FILE...     training documents: .jsonl / .jsonl.xz (one JSON object per line, string field\n"
+    "                      \"text\"), or plain text files (one document per file)\n"
+    "  --val FILE...       validation documents, same formats\n"
+    "  --out DIR           output directory (created if missing)\n"
+    "  --shard-tokens N    tokens per shard (default 100000000)\n"
+    "  --prefix NAME       shard name prefix (default fineweb): DIR/NAME_train_000000.bin, NAME_val_...\n"
+    "  --threads N         encoding threads (default: all cores); the output does not depend on it\n"
+    "  --batch-bytes N     JSON-line bytes per encoding batch (default 1048576)\n"
+    "Each document becomes [BOS=1] + its ids (no EOS), in input order. Shards of a previous run with the\n"
+    "same prefix are replaced; on failure nothing is left in DIR.\n";
+
+const char* kInspectUsage =
+    "usage: pgolf-data inspect FILE...\n"
+    "  prints, per shard: magic, version, tokens, documents (count of BOS=1), min and max id\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Flags of one subcommand: multi-valued ones take every following argument up to the next "--flag".
+struct Args {
+  std::map<std::string, std::vector<std::string>> values;
+  std::set<std::string> switches;
+  std::vector<std::string> positional;
+  bool help = false;
+
+  bool has(const std::string& f) const { return values.count(f) != 0; }
+  const std::vector<std::string>& list(const std::string& f) const {
+    auto it = values.find(f);
+    if (it == values.end() || it->second.empty()) throw UsageError(f + " is required");
+    return it->second;
+  }
+  std::string one(const std::string& f) const { return list(f).front(); }
+  int64_t integer(const std::string& f, int64_t def, int64_t lo, int64_t hi) const {
+    if (!has(f)) return def;
+    const std::string v = one(f);
+    size_t used = 0;
+    int64_t x = 0;
+    try {
+      x = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != v.size() || v.empty() || x < lo || x > hi)
+      throw UsageError(f + " " + v + ": expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                       "]");
+    return x;
+  }
+};
+
+Args parse_args(int argc, char** argv, int start, const std::set<std::string>& multi,
+                const std::set<std::string>& single, const std::set<std::string>& switches, bool positional_ok) {
+  Args a;
+  for (int i = start; i < argc; ++i) {
+    const std::string s = argv[i];
+    if (s == "-h" || s == "--help") {
+      a.help = true;
+    } else if (switches.count(s)) {
+      a.switches.insert(s);
+    } else if (multi.count(s) || single.count(s)) {
+      auto& vals = a.values[s];
+      if (single.count(s)) {
+        if (i + 1 >= argc) throw UsageError(s + " needs a value");
+        vals = {argv[++i]};
+      } else {
+        while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) vals.push_back(argv[++i]);
+        if (vals.empty()) throw UsageError(s + " needs at least one value");
+      }
+    } else if (s.rfind("--", 0) == 0 || !positional_ok) {
+      throw UsageError("unknown argument '" + s + "'");
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+int default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+// "12.3" (decimal megabytes, one decimal).
+std::string mb(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", bytes / 1e6);
+  return b;
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// ---- train-tokenizer ---------------------------------------------------------------------------
+
+int cmd_train_tokenizer(int argc, char** argv) {
+  Args a = parse_args(argc, argv, 2, {"--input"}, {"--vocab", "--out", "--threads", "--max-sentences"},
+                      {"--verbose"}, false);
+  if (a.help) {
+    std::fputs(kTrainUsage, stdout);
+    return 0;
+  }
+  const auto inputs = a.list("--input");
+  const int vocab = static_cast<int>(a.integer("--vocab", -1, 1, 1 << 20));
+  if (!a.has("--vocab")) throw UsageError("--vocab is required");
+  const std::string out = a.one("--out");
+  const int threads = static_cast<int>(a.integer("--threads", default_threads(), 1, 1024));
+  pgolf::SpTrainOptions opt;
+  opt.max_sentences = a.integer("--max-sentences", opt.max_sentences, 1, int64_t(1) << 40);
+  opt.verbose = a.switches.count("--verbose") != 0;
+  std::fprintf(stderr, "[train-tokenizer] training BPE vocab %d on %zu file(s) with %d thread(s)\n", vocab,
+               inputs.size(), threads);
+  const auto t0 = Clock::now();
+  const int64_t sentences = pgolf::train_sentencepiece(inputs, vocab, out, threads, opt);
+  pgolf::SentencePieceModel sp(out + ".model");
+  std::fprintf(stderr, "[train-tokenizer] %lld sentences read, %d pieces, %.1f s -> %s.model, %s.vocab\n",
+               static_cast<long long>(sentences), sp.vocab_size(), seconds_since(t0), out.c_str(), out.c_str());
+  return 0;
+}
+
+// ---- prepare -----------------------------------------------------------------------------------
+
+struct Item {
+  std::string payload;  // a raw JSON line, or a whole text file
+  int64_t line = 0;
+};
+struct Batch {
+  std::string file;
+  bool jsonl = false;
+  std::vector<Item> items;
+  size_t bytes = 0;
+};
+struct Encoded {
+  std::vector<uint16_t> tokens;
+  int64_t docs = 0;
+  int64_t text_bytes = 0;
+};
+
+Encoded encode_batch(const pgolf::SentencePieceModel& sp, const Batch& b) {
+  Encoded e;
+  std::string text;
+  for (const Item& item : b.items) {
+    if (b.jsonl) text = pgolf::jsonl_text(item.payload, b.file, item.line);
+    const std::string& doc = b.jsonl ? text : item.payload;
+    const std::vector<int> ids = sp.encode(doc);
+    e.tokens.reserve(e.tokens.size() + ids.size() + 1);
+    e.tokens.push_back(1);  // BOS: the only document boundary in the stream (no EOS)
+    for (int id : ids) {
+      if (id < 0 || id > 65535)
+        throw std::runtime_error(b.file + (b.jsonl ? ":" + std::to_string(item.line) : "") + ": token id " +
+                                 std::to_string(id) + " does not fit the shards' uint16");
+      e.tokens.push_back(static_cast<uint16_t>(id));
+    }
+    ++e.docs;
+    e.text_bytes += static_cast<int64_t>(doc.size());
+  }
+  return e;
+}
+
+// A fixed set of encoding threads; results come back through futures, which the caller drains in order.
+class Workers {
+ public:
+  explicit Workers(int n) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~Workers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      while (!queue_.empty()) queue_.pop();  // on an error, pending batches are abandoned
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  std::future<Encoded> submit(std::function<Encoded()> fn) {
+    auto task = std::make_shared<std::packaged_task<Encoded()>>(std::move(fn));
+    auto fut = task->get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push([task] { (*task)(); });
+    }
+    cv_.notify_one();
+    return fut;
+  }
+
+ private:
+  void loop() {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        job = std::move(queue_.front());
+        queue_.pop();
+      }
+      job();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::queue<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// Cuts the ordered token stream of one split into shards of exactly shard_tokens (the last one shorter).
+class ShardWriter {
+ public:
+  ShardWriter(std::string dir, std::string prefix, std::string split, int64_t shard_tokens)
+      : dir_(std::move(dir)), prefix_(std::move(prefix)), split_(std::move(split)), shard_tokens_(shard_tokens) {}
+
+  void add(const std::vector<uint16_t>& tokens) {
+    size_t off = 0;
+    while (off < tokens.size()) {
+      const size_t take = std::min<size_t>(tokens.size() - off, shard_tokens_ - buf_.size());
+      buf_.insert(buf_.end(), tokens.begin() + off, tokens.begin() + off + take);
+      off += take;
+      if (static_cast<int64_t>(buf_.size()) == shard_tokens_) flush();
+    }
+    total_ += static_cast<int64_t>(tokens.size());
+  }
+  void flush() {
+    if (buf_.empty()) return;
+    if (index_ > 999999) throw std::runtime_error("more than 1,000,000 " + split_ + " shards; raise --shard-tokens");
+    char name[64];
+    std::snprintf(name, sizeof name, "_%s_%06d.bin", split_.c_str(), index_++);
+    const std::string file = prefix_ + name;
+    pgolf::write_shard(dir_ + "/" + file, buf_);
+    files_.push_back(file);
+    buf_.clear();
+  }
+  const std::vector<std::string>& files() const { return files_; }
+  int64_t total() const { return total_; }
+
+ private:
+  std::string dir_, prefix_, split_;
+  int64_t shard_tokens_;
+  std::vector<uint16_t> buf_;
+  int index_ = 0;
+  int64_t total_ = 0;
+  std::vector<std::string> files_;
+};
+
+struct SplitStats {
+  int64_t docs = 0, tokens = 0, text_bytes = 0;
+  size_t shards = 0;
+};
+
+SplitStats encode_split(const std::string& split, const std::vector<std::string>& files,
+                        const pgolf::SentencePieceModel& sp, int threads, int64_t batch_bytes,
+                        ShardWriter& writer) {
+  SplitStats st;
+  const auto t0 = Clock::now();
+  auto last_report = t0;
+  auto report = [&](bool final) {
+    const double secs = seconds_since(t0);
+    char tail[96] = "";
+    if (final) std::snprintf(tail, sizeof tail, ", %zu shard(s), %.1f s", writer.files().size(), secs);
+    std::fprintf(stderr, "[prepare] %s: %lld docs, %lld tokens, %s MB text, %s MB/s%s\n", split.c_str(),
+                 static_cast<long long>(st.docs), static_cast<long long>(st.tokens), mb(st.text_bytes).c_str(),
+                 mb(secs > 0 ? st.text_bytes / secs : 0).c_str(), tail);
+  };
+
+  Workers workers(threads);
+  std::deque<std::future<Encoded>> pending;
+  auto drain_one = [&] {
+    Encoded e = pending.front().get();  // rethrows a worker's error: the first in input order wins
+    pending.pop_front();
+    writer.add(e.tokens);
+    st.docs += e.docs;
+    st.tokens += static_cast<int64_t>(e.tokens.size());
+    st.text_bytes += e.text_bytes;
+    if (seconds_since(last_report) >= 2.0) {
+      last_report = Clock::now();
+      report(false);
+    }
+  };
+  auto submit = [&](Batch&& b) {
+    auto shared = std::make_shared<Batch>(std::move(b));
+    pending.push_back(workers.submit([&sp, shared] { return encode_batch(sp, *shared); }));
+    while (pending.size() > static_cast<size_t>(2 * threads)) drain_one();
+  };
+
+  for (const auto& file : files) {
+    pgolf::LineReader reader(file);
+    Batch batch;
+    batch.file = file;
+    batch.jsonl = pgolf::is_jsonl(file);
+    if (!batch.jsonl) {
+      batch.items.push_back({reader.read_all(), 0});
+      submit(std::move(batch));
+      continue;
+    }
+    std::string line;
+    while (reader.next(line)) {
+      if (pgolf::is_blank(line)) continue;
+      batch.bytes += line.size();
+      batch.items.push_back({std::move(line), reader.line_number()});
+      line.clear();
+      if (batch.bytes >= static_cast<size_t>(batch_bytes)) {
+        Batch next;
+        next.file = batch.file;
+        next.jsonl = true;
+        submit(std::move(batch));
+        batch = std::move(next);
+      }
+    }
+    if (!batch.items.empty()) submit(std::move(batch));
+  }
+  while (!pending.empty()) drain_one();
+  if (st.docs == 0)
+    throw std::runtime_error("no documents in the --" + split + " inputs (every line is blank); nothing to encode");
+  writer.flush();
+  st.shards = writer.files().size();
+  report(true);
+  return st;
+}
+
+// <prefix>_train_NNNNNN.bin / <prefix>_val_NNNNNN.bin: what a previous run with this prefix left.
+bool is_own_shard(const std::string& name, const std::string& prefix) {
+  for (const std::string split : {"_train_", "_val_"}) {
+    const std::string head = prefix + split;
+    if (name.size() != head.size() + 10 || name.compare(0, head.size(), head) != 0) continue;
+    if (name.compare(name.size() - 4, 4, ".bin") != 0) continue;
+    if (std::all_of(name.begin() + head.size(), name.end() - 4, [](char c) { return c >= '0' && c <= '9'; }))
+      return true;
+  }
+  return false;
+}
+
+int cmd_prepare(int argc, char** argv) {
+  Args a = parse_args(argc, argv, 2, {"--train", "--val"},
+                      {"--tokenizer", "--out", "--shard-tokens", "--prefix", "--threads", "--batch-bytes"}, {}, false);
+  if (a.help) {
+    std::fputs(kPrepareUsage, stdout);
+    return 0;
+  }
+  const std::string model_path = a.one("--tokenizer");
+  const auto train = a.list("--train");
+  const auto val = a.list("--val");
+  const std::string out = a.one("--out");
+  const int64_t shard_tokens = a.integer("--shard-tokens", 100000000, 1, INT32_MAX);
+  const std::string prefix = a.has("--prefix") ? a.one("--prefix") : "fineweb";
+  const int threads = static_cast<int>(a.integer("--threads", default_threads(), 1, 1024));
+  const int64_t batch_bytes = a.integer("--batch-bytes", 1 << 20, 1, int64_t(1) << 32);
+  if (prefix.empty() || prefix.find('/') != std::string::npos)
+    throw UsageError("--prefix '" + prefix + "': expected a file-name prefix without '/'");
+  for (const auto* list : {&train, &val})
+    for (const auto& f : *list)
+      if (!fs::is_regular_file(f)) throw std::runtime_error(f + ": input file does not exist");
+
+  pgolf::SentencePieceModel sp(model_path);
+  if (sp.vocab_size() > 65536)
+    throw std::runtime_error(model_path + ": " + std::to_string(sp.vocab_size()) +
+                             " pieces; shards store uint16 ids, so the vocabulary must be at most 65536");
+  if (sp.bos_id() != 1)
+    throw std::runtime_error(model_path + ": bos_id is " + std::to_string(sp.bos_id()) +
+                             ", but shards mark documents with BOS = 1 (train with pgolf-data train-tokenizer)");
+
+  std::error_code ec;
+  const bool created_out = !fs::exists(out, ec);
+  fs::create_directories(out, ec);
+  if (ec || !fs::is_directory(out))
+    throw std::runtime_error(out + ": cannot create the output directory" + (ec ? " (" + ec.message() + ")" : ""));
+  // Shards are written to a private directory inside DIR and moved in only when every one is complete.
+  const std::string tmp = out + "/.pgolf-data." + prefix + ".tmp." + std::to_string(::getpid());
+  if (!fs::create_directory(tmp, ec) || ec)
+    throw std::runtime_error(out + ": output directory is not writable (cannot create " + tmp +
+                             (ec ? ": " + ec.message() : "") + ")");
+  auto cleanup = [&] {
+    std::error_code ignore;
+    fs::remove_all(tmp, ignore);
+    if (created_out && fs::is_empty(out, ignore)) fs::remove(out, ignore);
+  };
+  try {
+    std::fprintf(stderr, "[prepare] %s (%d pieces), %d thread(s), %lld tokens per shard -> %s/%s_*\n",
+                 model_path.c_str(), sp.vocab_size(), threads, static_cast<long long>(shard_tokens), out.c_str(),
+                 prefix.c_str());
+    ShardWriter val_writer(tmp, prefix, "val", shard_tokens), train_writer(tmp, prefix, "train", shard_tokens);
+    const SplitStats vs = encode_split("val", val, sp, threads, batch_bytes, val_writer);
+    const SplitStats ts = encode_split("train", train, sp, threads, batch_bytes, train_writer);
+    for (const auto& entry : fs::directory_iterator(out)) {
+      const std::string name = entry.path().filename().string();
+      if (is_own_shard(name, prefix)) fs::remove(entry.path());
+    }
+    for (const auto* w : {&val_writer, &train_writer})
+      for (const auto& f : w->files()) fs::rename(tmp + "/" + f, out + "/" + f);
+    fs::remove_all(tmp);
+    std::printf("val: %lld documents, %lld tokens in %zu shard(s)\ntrain: %lld documents, %lld tokens in %zu shard(s)\n",
+                static_cast<long long>(vs.docs), static_cast<long long>(vs.tokens), vs.shards,
+                static_cast<long long>(ts.docs), static_cast<long long>(ts.tokens), ts.shards);
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  return 0;
+}
+
+// ---- inspect -----------------------------------------------------------------------------------
+
+int cmd_inspect(int argc, char** argv) {
+  Args a = parse_args(argc, argv, 2, {}, {}, {}, true);
+  if (a.help) {
+    std::fputs(kInspectUsage, stdout);
+    return 0;
+  }
+  if (a.positional.empty()) throw UsageError("no shard files given");
+  int64_t all_tokens = 0, all_docs = 0;
+  for (const auto& path : a.positional) {
+    pgolf::ShardView v(path);
+    int64_t docs = 0;
+    uint16_t lo = 65535, hi = 0;
+    for (int64_t i = 0; i < v.size(); ++i) {
+      const uint16_t t = v.data()[i];
+      docs += t == 1;
+      lo = std::min(lo, t);
+      hi = std::max(hi, t);
+    }
+    all_tokens += v.size();
+    all_docs += docs;
+    if (v.size() == 0)
+      std::printf("%s: magic %d version %d tokens 0 documents 0 min_id - max_id -\n", path.c_str(), pgolf::kShardMagic,
+                  pgolf::kShardVersion);
+    else
+      std::printf("%s: magic %d version %d tokens %lld documents %lld min_id %d max_id %d\n", path.c_str(),
+                  pgolf::kShardMagic, pgolf::kShardVersion, static_cast<long long>(v.size()),
+                  static_cast<long long>(docs), lo, hi);
+  }
+  if (a.positional.size() > 1)
+    std::printf("total: %zu files tokens %lld documents %lld\n", a.positional.size(),
+                static_cast<long long>(all_tokens), static_cast<long long>(all_docs));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kMainUsage, stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    std::fputs(kMainUsage, stdout);
+    return 0;
+  }
+  const std::map<std::string, std::pair<int (*)(int, char**), const char*>> commands = {
+      {"train-tokenizer", {cmd_train_tokenizer, kTrainUsage}},
+      {"prepare", {cmd_prepare, kPrepareUsage}},
+      {"inspect", {cmd_inspect, kInspectUsage}},
+  };
+  auto it = commands.find(cmd);
+  if (it == commands.end()) {
+    std::fprintf(stderr, "pgolf-data: unknown command '%s'\n%s", cmd.c_str(), kMainUsage);
+    return 2;
+  }
+  try {
+    return it->second.first(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "pgolf-data %s: %s\n%s", cmd.c_str(), e.what(), it->second.second);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pgolf-data %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}
