@@ -44,9 +44,12 @@ bool as_int(const Json& v, int64_t& out) {
   return false;
 }
 
-Json validate_component(const Json& in, const std::string& kind, const std::string& path, const std::string& file) {
+Json validate_component(const Json& in, const std::string& kind, const std::string& path, const std::string& file,
+                        const Json& default_name = Json()) {
   Json obj = in;
   if (obj.is_string()) obj = Json{{"name", obj}};
+  // A section that only sets keys ({"rope_base": 500}) configures the default component.
+  if (obj.is_object() && !obj.contains("name") && default_name.is_string()) obj["name"] = default_name;
   if (!obj.is_object())
     throw ConfigError(where(file, path) + ": expected a " + kind + " section {\"name\": ...}, got " + show(in));
   auto& catalog = SchemaCatalog::get();
@@ -248,7 +251,7 @@ Json Schema::validate(const Json& in, const std::string& path, const std::string
         out[k.name] = k.section->validate(present ? v : Json::object(), kp, file);
         break;
       case KeySpec::Type::Component:
-        out[k.name] = validate_component(v, k.kind, kp, file);
+        out[k.name] = validate_component(v, k.kind, kp, file, k.default_value);
         break;
       case KeySpec::Type::ComponentList: {
         if (!v.is_array()) fail("a list of " + k.kind + " sections");
