@@ -1,0 +1,122 @@
+// Muon (spec §4.2): momentum SGD whose update is orthogonalised by Newton–Schulz, per matrix. 2-D
+// parameters are one matrix; 3-D "banked" parameters (B, rows, cols) are B matrices updated independently.
+#include <algorithm>
+#include <cmath>
+
+#include "framework/optimizer.h"
+#include "optim/newton_schulz.h"
+
+namespace pgolf {
+namespace {
+
+torch::ScalarType dtype_of(const std::string& s) { return s == "bf16" ? torch::kBFloat16 : torch::kFloat32; }
+
+class Muon : public Optimizer {
+ public:
+  Muon(const Config& c, std::vector<NamedParam> params)
+      : lr_(c.f("lr")),
+        momentum_(c.f("momentum")),
+        warmup_start_(c.f("momentum_warmup_start")),
+        warmup_steps_(c.i("momentum_warmup_steps")),
+        nesterov_(c.b("nesterov")),
+        backend_steps_(c.i("backend_steps")),
+        coefficients_(ns_coefficients(c.s("coefficients"))),
+        row_normalize_(c.b("row_normalize")),
+        weight_decay_(c.f("weight_decay")),
+        ns_dtype_(dtype_of(c.s("ns_dtype"))),
+        momentum_dtype_(dtype_of(c.s("momentum_dtype"))) {
+    params_ = std::move(params);
+    for (const auto& p : params_) {
+      if (p.param.dim() != 2 && p.param.dim() != 3)
+        throw ConfigError(c.key_path("params") + ": muon updates matrices (2-D) or banks of matrices (3-D), but '" +
+                          p.name + "' has " + std::to_string(p.param.dim()) +
+                          " dimensions; set params.min_ndim/max_ndim to 2 (or 3) or send it to an adam group");
+      bufs_.push_back(torch::zeros_like(p.param, p.param.options().dtype(momentum_dtype_)));
+    }
+  }
+
+  // μ(step) = (1 − f)·start + f·momentum, f = min(step / warmup_steps, 1) (spec §3.5).
+  double momentum_at(int64_t step) const {
+    const double f = warmup_steps_ > 0 ? std::min(static_cast<double>(step) / warmup_steps_, 1.0) : 1.0;
+    return (1.0 - f) * warmup_start_ + f * momentum_;
+  }
+
+  void step(double lr_scale, int64_t step) override {
+    torch::NoGradGuard no_grad;
+    const double lr = lr_ * lr_scale, mu = momentum_at(step);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      torch::Tensor p = params_[i].param;
+      const torch::Tensor g = p.grad();
+      if (!g.defined()) continue;  // not in this step's graph: leave weight and momentum alone
+      torch::Tensor& buf = bufs_[i];
+      buf.mul_(mu).add_(g.to(momentum_dtype_));
+      torch::Tensor u = nesterov_ ? g.to(momentum_dtype_).add(buf, mu) : buf;
+      if (row_normalize_)  // MuonEq-R: every row to unit L2 norm before orthogonalising
+        u = u / torch::linalg_vector_norm(u, 2, {-1}, /*keepdim=*/true).clamp_min(1e-7);
+      const torch::Tensor x = zeropower(u, backend_steps_, coefficients_, ns_dtype_);
+      const double s = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
+      if (weight_decay_ != 0) p.mul_(1.0 - lr * weight_decay_);  // decoupled, with the scheduled lr
+      p.add_(x.to(p.scalar_type()), -lr);
+    }
+  }
+
+  double base_lr() const override { return lr_; }
+
+  std::map<std::string, torch::Tensor> state() const override {
+    std::map<std::string, torch::Tensor> out;
+    for (size_t i = 0; i < params_.size(); ++i) out[key(i)] = bufs_[i].detach().clone();
+    return out;
+  }
+
+  void load_state(const std::map<std::string, torch::Tensor>& state) override {
+    if (state.size() != params_.size())
+      throw std::runtime_error("muon load_state: got " + std::to_string(state.size()) + " tensors, expected " +
+                               std::to_string(params_.size()) + " momentum buffers (one per parameter)");
+    for (size_t i = 0; i < params_.size(); ++i) {
+      auto it = state.find(key(i));
+      if (it == state.end()) throw std::runtime_error("muon load_state: missing '" + key(i) + "'");
+      if (!it->second.sizes().equals(bufs_[i].sizes()))
+        throw std::runtime_error("muon load_state: '" + key(i) + "' has the wrong shape");
+      torch::NoGradGuard no_grad;
+      bufs_[i].copy_(it->second);
+    }
+  }
+
+ private:
+  std::string key(size_t i) const { return params_[i].name + ".momentum_buffer"; }
+
+  double lr_, momentum_, warmup_start_;
+  int64_t warmup_steps_;
+  bool nesterov_;
+  int64_t backend_steps_;
+  std::vector<NsCoefficients> coefficients_;
+  bool row_normalize_;
+  double weight_decay_;
+  torch::ScalarType ns_dtype_, momentum_dtype_;
+  std::vector<torch::Tensor> bufs_;
+};
+
+Schema muon_schema() {
+  Schema s = optimizer_common_schema(0.04);
+  s.number("momentum", 0.95, 0.0, 1.0, "momentum after the warmup")
+      .number("momentum_warmup_start", 0.85, 0.0, 1.0, "momentum at step 0, rising linearly to `momentum`")
+      .integer("momentum_warmup_steps", 500, 0, 1e12, "steps of the momentum warmup (0 = none)")
+      .boolean("nesterov", true, "Nesterov momentum: orthogonalise G + momentum*buf instead of buf")
+      .integer("backend_steps", 5, 0, 100, "Newton-Schulz iterations")
+      .choice("coefficients", "quintic", {"quintic", "polar_express"}, "Newton-Schulz polynomial coefficients")
+      .boolean("row_normalize", false, "MuonEq-R: scale each row of the update to unit norm before Newton-Schulz")
+      .number("weight_decay", 0.0, 0.0, 1e6, "decoupled weight decay: theta *= 1 - lr*wd before the update")
+      .choice("ns_dtype", "bf16", {"bf16", "fp32"}, "dtype Newton-Schulz computes in")
+      .choice("momentum_dtype", "fp32", {"fp32", "bf16"}, "dtype of the momentum buffer");
+  return s;
+}
+
+PGOLF_REGISTER(
+    OptimizerRegistry, "muon", muon_schema(),
+    [](const Config& c, std::vector<NamedParam> params) -> std::shared_ptr<Optimizer> {
+      return std::make_shared<Muon>(c, std::move(params));
+    },
+    "Muon: Nesterov momentum orthogonalised by Newton-Schulz (quintic or Polar Express), per matrix or bank slice");
+
+}  // namespace
+}  // namespace pgolf
