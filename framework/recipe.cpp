@@ -83,7 +83,9 @@ Schema make_recipe_schema() {
       .string("tokenizer", "data/default/tokenizer.model", "SentencePiece model the shards were made with")
       .integer("seq_len", 1024, 1, 1 << 20, "tokens per training sequence")
       .integer("batch_tokens", 524288, 1, 1LL << 34, "tokens per optimizer step, over all ranks and micro-steps")
-      .integer("grad_accum", 1, 1, 1024, "micro-steps per optimizer step on each rank")
+      .integer("micro_batches", 8, 1, 4096,
+               "micro-batches per optimizer step over all ranks; each rank runs micro_batches / world of them "
+               "(the reference submissions use 8: grad_accum = 8 / world size)")
       .integer("val_max_tokens", 0, 0, 1LL << 40, "use at most this many validation tokens (0 = all)")
       .component("loader", "loader", "token_stream", "training batch loader");
 

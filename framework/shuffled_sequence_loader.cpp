@@ -29,7 +29,7 @@ class ShuffledSequenceLoader : public TrainLoader {
     const int64_t T = ctx.seq_len;
     if (T <= 0 || ctx.local_tokens <= 0 || ctx.local_tokens % T != 0)
       throw ConfigError(cfg.path() + " shuffled_sequences: tokens per rank per micro-step (" +
-                        std::to_string(ctx.local_tokens) + " = data.batch_tokens / (world x data.grad_accum)) must be "
+                        std::to_string(ctx.local_tokens) + " = data.batch_tokens / data.micro_batches) must be "
                         "a positive multiple of data.seq_len (" + std::to_string(T) + ")");
     if (ctx.world <= 0 || ctx.rank < 0 || ctx.rank >= ctx.world)
       throw std::runtime_error("shuffled_sequences loader: rank " + std::to_string(ctx.rank) +

@@ -17,7 +17,7 @@ class TokenStreamLoader : public TrainLoader {
     if (ctx.files.empty()) throw ConfigError("data.loader token_stream: no training shards (check data.train)");
     if (ctx.seq_len <= 0 || ctx.local_tokens <= 0 || ctx.local_tokens % ctx.seq_len != 0)
       throw ConfigError("data.loader token_stream: tokens per rank per micro-step (" +
-                        std::to_string(ctx.local_tokens) + " = data.batch_tokens / (world x data.grad_accum)) must be "
+                        std::to_string(ctx.local_tokens) + " = data.batch_tokens / data.micro_batches) must be "
                         "a positive multiple of data.seq_len (" + std::to_string(ctx.seq_len) + ")");
     if (ctx.world <= 0 || ctx.rank < 0 || ctx.rank >= ctx.world)
       throw std::runtime_error("token_stream loader: rank " + std::to_string(ctx.rank) + " is outside world size " +

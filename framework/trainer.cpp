@@ -188,13 +188,16 @@ int run_trainer(const TrainerOptions& opt) {
   run.quantizer = QuantizerRegistry::get().build(art_cfg.sub("quantizer"));
   run.compressor = CompressorRegistry::get().build(art_cfg.sub("compressor"));
 
-  const int64_t world = comm.world(), accum = data.i("grad_accum"), seq_len = data.i("seq_len");
+  const int64_t world = comm.world(), micro = data.i("micro_batches"), seq_len = data.i("seq_len");
   const int64_t batch_tokens = data.i("batch_tokens");
-  if (batch_tokens % (world * accum * seq_len) != 0)
+  if (micro % world != 0)
+    throw ConfigError(run.recipe.file + ": data.micro_batches: " + std::to_string(micro) +
+                      " must be a multiple of the world size " + std::to_string(world));
+  const int64_t accum = micro / world;
+  if (batch_tokens % (micro * seq_len) != 0)
     throw ConfigError(run.recipe.file + ": data.batch_tokens: " + std::to_string(batch_tokens) +
-                      " must be a multiple of world size x data.grad_accum x data.seq_len = " +
-                      std::to_string(world * accum * seq_len));
-  const int64_t local_tokens = batch_tokens / (world * accum);
+                      " must be a multiple of data.micro_batches x data.seq_len = " + std::to_string(micro * seq_len));
+  const int64_t local_tokens = batch_tokens / micro;
 
   log::info("recipe: " + run.recipe.file);
   log::info("model: " + root.sub("model").name() + "  device: " + run.device.str() +

@@ -102,7 +102,7 @@ class Adam : public Optimizer {
       if (weight_decay_ != 0) p.mul_(1.0 - lr * weight_decay_);
       exp_avg_[i].lerp_(g, 1.0 - beta1_);
       exp_avg_sq_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
-      const torch::Tensor denom = exp_avg_sq_[i].sqrt() + eps_;
+      const torch::Tensor denom = exp_avg_sq_[i].sqrt() / bc2_sqrt + eps_;
       p.sub_(exp_avg_[i] / denom * step_size);
     }
   }

@@ -29,7 +29,7 @@ torch::Tensor zeropower(const torch::Tensor& G, int64_t steps, const std::vector
   // The norm is taken in the compute dtype, as the reference does with its bf16 copy.
   X = X / (torch::linalg_vector_norm(X, 2, {-2, -1}, /*keepdim=*/true) + 1e-7);
   const bool transposed = G.size(-2) > G.size(-1);
-  if (false) X = X.mT();
+  if (transposed) X = X.mT();  // XXᵀ is then the smaller Gram matrix
   for (int64_t i = 0; i < steps; ++i) {
     const NsCoefficients& k = ns_step_coefficients(coefficients, i);
     const torch::Tensor A = torch::matmul(X, X.mT());
