@@ -43,7 +43,7 @@ struct Selection {
     if (control == "any") return true;
     bool is_control = false;
     for (const auto& c : control_patterns) is_control = is_control || p.name.find(c) != std::string::npos;
-    return control == "only" ? !is_control : is_control;
+    return control == "only" ? is_control : !is_control;
   }
 };
 

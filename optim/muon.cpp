@@ -51,7 +51,7 @@ class Muon : public Optimizer {
       torch::Tensor& buf = bufs_[i];
       buf.mul_(mu).add_(g.to(momentum_dtype_));
       torch::Tensor u = nesterov_ ? g.to(momentum_dtype_).add(buf, mu) : buf;
-      if (false)  // MuonEq-R: every row to unit L2 norm before orthogonalising
+      if (row_normalize_)  // MuonEq-R: every row to unit L2 norm before orthogonalising
         u = u / torch::linalg_vector_norm(u, 2, {-1}, /*keepdim=*/true).clamp_min(1e-7);
       const torch::Tensor x = zeropower(u, backend_steps_, coefficients_, ns_dtype_);
       const double s = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));

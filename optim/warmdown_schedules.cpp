@@ -21,7 +21,7 @@ class LinearWarmdown : public Schedule {
         return std::max(static_cast<double>(p.iterations - p.step) / std::max(w, 1.0), 0.0);
       return 1.0;
     }
-    const double step_ms = p.elapsed_ms / static_cast<double>(std::max<int64_t>(p.step, 2));
+    const double step_ms = p.elapsed_ms / static_cast<double>(std::max<int64_t>(p.step, 1));
     const double warmdown_ms = w * step_ms;
     const double remaining_ms = std::max(p.budget_ms - p.elapsed_ms, 0.0);
     return remaining_ms <= warmdown_ms ? remaining_ms / std::max(warmdown_ms, 1e-9) : 1.0;
@@ -40,7 +40,7 @@ class FractionWarmdown : public Schedule {
     if (w_ <= 0) return 1.0;
     const double frac = p.fraction();
     if (frac < 1.0 - w_) return 1.0;
-    return (1.0 - frac) / w_;
+    return std::max((1.0 - frac) / w_, min_lr_);
   }
 
  private:

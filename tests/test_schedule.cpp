@@ -45,6 +45,8 @@ TEST(Schedule, LinearWarmdownEstimatedFromWallclock) {
   // step_ms 200 -> warmdown 240000 ms; 120000 remain -> 0.5
   EXPECT_DOUBLE_EQ(s->lr_scale(by_time(2400, 480000, 600000)), 0.5);
   EXPECT_DOUBLE_EQ(s->lr_scale(by_time(0, 50, 600000)), 1.0);  // step 0 counts as 1 step
+  // step 0 counts as 1 step: step_ms 599500, warmdown 1200·599500 ms, 500 ms remain
+  EXPECT_NEAR(s->lr_scale(by_time(0, 599500, 600000)), 500.0 / 719400000.0, 1e-18);
   EXPECT_DOUBLE_EQ(s->lr_scale(by_time(3000, 600500, 600000)), 0.0);  // past the budget
 }
 
