@@ -24,6 +24,7 @@ void usage(FILE* to) {
                "  --seed N          same as --set seed=N\n"
                "  --out DIR         run directory (default runs/<recipe>-<seed>-<time>)\n"
                "  --dry-run         validate, build the model, print a summary with 'params: N', write nothing\n"
+               "  --profile FILE    profile steps 6-8: Chrome trace to FILE, top kernels to the log\n"
                "  --plugin LIB.so   load a shared library that registers more components (before validation)\n"
                "  --list            list every registered component by kind and exit\n");
 }
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     else if (a == "--seed") opt.overrides.push_back("seed=" + need(i, "--seed"));
     else if (a == "--out") opt.out_dir = need(i, "--out");
     else if (a == "--dry-run") opt.dry_run = true;
+    else if (a == "--profile") opt.profile_path = need(i, "--profile");
     else if (a == "--plugin") plugins.push_back(need(i, "--plugin"));
     else if (a == "--list") list = true;
     else if (a == "-h" || a == "--help") { usage(stdout); return 0; }

@@ -20,6 +20,7 @@
 #include "framework/log.h"
 #include "framework/model.h"
 #include "framework/optimizer.h"
+#include "framework/profiler.h"
 #include "framework/registry.h"
 #include "framework/rundir.h"
 #include "framework/shard.h"
@@ -253,6 +254,8 @@ int run_trainer(const TrainerOptions& opt) {
   double last_loss = NAN, first_loss = NAN;
   EvalResult last_eval;
   run.model->train();
+  std::unique_ptr<StepProfiler> profiler;
+  if (!opt.profile_path.empty()) profiler = std::make_unique<StepProfiler>(opt.profile_path, 6, 3);
   sync(run.device);
   auto t0 = Clock::now();
   auto since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
@@ -276,6 +279,7 @@ int run_trainer(const TrainerOptions& opt) {
     Progress progress{step, iterations, train_ms + since(t0), budget_ms};
     const double scale = run.schedule->lr_scale(progress);
     run.model->on_train_progress(progress.fraction());
+    if (profiler) profiler->before_step(step + 1);
     for (auto& p : all_params) p.mutable_grad() = torch::Tensor();
     auto train_loss = torch::zeros({}, torch::TensorOptions().device(run.device));
     for (int64_t micro = 0; micro < accum; ++micro) {
@@ -291,6 +295,7 @@ int run_trainer(const TrainerOptions& opt) {
     if (clip > 0) clip_grad_norm(all_params, clip);
     for (auto& o : run.optimizers) o->step(scale, step);
     ++step;
+    if (profiler) profiler->after_step(step);
 
     const double now_ms = train_ms + since(t0);
     const bool reached = budget_ms > 0 && now_ms >= budget_ms;

@@ -15,6 +15,7 @@ struct TrainerOptions {
   std::vector<std::string> overrides;
   std::string out_dir;
   bool dry_run = false;
+  std::string profile_path;  // --profile: Chrome trace of a few steps plus a kernel-time table
 };
 
 // Runs (or, with dry_run, validates and summarises) one training run. Returns the process exit code.
