@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "framework/registry.h"
@@ -11,8 +12,14 @@
 namespace pgolf {
 
 struct Batch {
+  Batch() = default;
+  Batch(torch::Tensor x_, torch::Tensor y_) : x(std::move(x_)), y(std::move(y_)) {}
   torch::Tensor x;  // int64 (B, T) token ids, on the CPU
   torch::Tensor y;  // int64 (B, T) next-token targets
+  // Packed documents (optional): int32 cumulative segment offsets over the flattened B*T tokens, from 0 to
+  // B*T; attention stays inside each segment. max_seqlen bounds every segment's length.
+  torch::Tensor cu_seqlens;
+  int64_t max_seqlen = 0;
 };
 
 struct LoaderContext {

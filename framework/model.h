@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <stdexcept>
+
 #include "framework/registry.h"
 
 namespace pgolf {
@@ -16,6 +18,19 @@ struct LanguageModel : torch::nn::Module {
   virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) { return token_nll(x, y).mean(); }
   virtual int64_t vocab_size() const = 0;
 
+  // Packed batches (Batch::cu_seqlens): attention stays inside each segment of the flattened B*T tokens.
+  // Models without document-isolated attention refuse such batches rather than attend across documents.
+  virtual torch::Tensor token_nll(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& cu_seqlens,
+                                  int64_t /*max_seqlen*/) {
+    if (cu_seqlens.defined()) throw std::runtime_error("this model has no document-isolated (varlen) attention for cu_seqlens");
+    return token_nll(x, y);
+  }
+  virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& cu_seqlens,
+                             int64_t /*max_seqlen*/) {
+    if (cu_seqlens.defined()) throw std::runtime_error("this model has no document-isolated (varlen) attention for cu_seqlens");
+    return loss(x, y);
+  }
+
   // bf16 on CUDA, fp32 on CPU: parameters stay fp32 masters, activations run in this dtype.
   virtual void set_compute_dtype(torch::ScalarType dtype) { compute_dtype_ = dtype; }
   torch::ScalarType compute_dtype() const { return compute_dtype_; }
@@ -23,6 +38,9 @@ struct LanguageModel : torch::nn::Module {
   // Fraction of the training budget spent, before each step (drives e.g. loop activation); eval and
   // the reloaded artifact see the final state.
   virtual void on_train_progress(double /*fraction*/) {}
+  // Forget what on_train_progress switched on (as constructed): the warmup rollback calls it after its steps
+  // run as if late in training (framework/warmup.h).
+  virtual void reset_train_progress() {}
 
  protected:
   torch::ScalarType compute_dtype_ = torch::kFloat32;

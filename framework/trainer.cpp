@@ -287,7 +287,8 @@ int run_trainer(const TrainerOptions& opt) {
       const bool pin = run.device.is_cuda();
       auto x = (pin ? b.x.pin_memory() : b.x).to(run.device, /*non_blocking=*/true);
       auto y = (pin ? b.y.pin_memory() : b.y).to(run.device, /*non_blocking=*/true);
-      auto loss = run.model->loss(x, y);
+      auto cu = b.cu_seqlens.defined() ? b.cu_seqlens.to(run.device) : torch::Tensor();  // packed documents
+      auto loss = run.model->loss(x, y, cu, b.max_seqlen);
       train_loss += loss.detach();
       (accum > 1 ? loss / static_cast<double>(accum) : loss).backward();
     }

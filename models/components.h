@@ -1,29 +1,77 @@
 // The component kinds a model is assembled from. Each kind is a registry namespace: a variant is one
 // file that subclasses the interface and registers itself (PGOLF_REGISTER) with its recipe keys.
+// Optional kinds (attention gate, smear, bigram, value embedding, lanes, skip) also register "none"
+// (models/none_components.cpp), whose factory returns nullptr: the owner then leaves that step out.
 #pragma once
 
 #include <torch/torch.h>
+
+#include <utility>
+#include <vector>
 
 #include "framework/registry.h"
 
 namespace pgolf {
 
-// What a layer-level component needs to know about where it sits.
+struct Attention;
+struct Mlp;
+
+// What a component needs to know about where it sits.
 struct LayerContext {
   int64_t dim = 0;         // model width d
   int64_t heads = 0;       // query heads H
   int64_t kv_heads = 0;    // key/value heads
-  int64_t layer = 0;       // physical layer index ℓ
+  int64_t layer = 0;       // physical layer index ℓ (for a shared core: the core's index)
   int64_t num_layers = 0;  // L
+  int64_t vocab_size = 0;  // V
   std::string linear_init = "default";  // how non-zero-init matrices start: default | orthogonal
+  // Weight sharing (#461): when set, the block uses this core's attention and MLP instead of its own.
+  std::shared_ptr<Attention> shared_attn;
+  std::shared_ptr<Mlp> shared_mlp;
+  int64_t head_dim() const { return dim / heads; }
+  int64_t kv_dim() const { return kv_heads * head_dim(); }
 };
 
-// Self-attention over a normalised input (B, T, d) -> (B, T, d), causal.
+// Document boundaries of a packed batch: int32 cumulative offsets over the flattened B*T tokens, so that
+// attention stays inside each segment (varlen attention). Undefined = plain causal attention per row.
+struct Segments {
+  torch::Tensor cu_seqlens;
+  int64_t max_seqlen = 0;
+  bool defined() const { return cu_seqlens.defined(); }
+};
+
+// What one forward pass hands every block.
+struct ForwardContext {
+  torch::Tensor x0;                   // (B, T, d) the normalised embedding
+  Segments segments;
+  std::vector<torch::Tensor> v_extra;  // per layer: added to that layer's v (value embeddings); may be empty
+  torch::Tensor value_addend(int64_t layer) const {
+    return layer < static_cast<int64_t>(v_extra.size()) ? v_extra[static_cast<size_t>(layer)] : torch::Tensor();
+  }
+};
+
+// What a block hands its attention.
+struct AttentionInput {
+  torch::Tensor x;        // (B, T, d) the normalised, f_ℓ-scaled input n
+  torch::Tensor x_in;     // (B, T, d) the residual after resid_mix, before the norm (AttnOutGate reads it)
+  torch::Tensor v_extra;  // (B, T, kv_dim) added to v before the head split; undefined = none
+};
+
+// Causal self-attention (B, T, d) -> (B, T, d).
 struct Attention : torch::nn::Module {
   static constexpr const char* kKind = "attention";
-  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  virtual torch::Tensor forward(const AttentionInput& in, const Segments& segments) = 0;
+  torch::Tensor forward(const torch::Tensor& x) { return forward(AttentionInput{x, x, {}}, Segments{}); }
 };
 using AttentionRegistry = Registry<Attention, const LayerContext&>;
+
+// A per-head multiplicative gate on the attention output, after XSA and before the output projection.
+struct AttentionGate : torch::nn::Module {
+  static constexpr const char* kKind = "attn_gate";
+  // y: (B, H, T, d_h) -> y with head h at position t scaled by g_{t,h}.
+  virtual torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) = 0;
+};
+using AttentionGateRegistry = Registry<AttentionGate, const LayerContext&>;
 
 // Position-wise MLP over a normalised input (B, T, d) -> (B, T, d).
 struct Mlp : torch::nn::Module {
@@ -32,11 +80,14 @@ struct Mlp : torch::nn::Module {
 };
 using MlpRegistry = Registry<Mlp, const LayerContext&>;
 
-// One residual block: x, x0 (the normalised embedding) -> new residual stream.
-// Built with the model section so it can build the attention and MLP the recipe names.
+// One residual block. Built with the model section so it can build the attention and MLP the recipe names.
 struct Block : torch::nn::Module {
   static constexpr const char* kKind = "block";
-  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& x0) = 0;
+  // The single-stream form: x -> new residual stream.
+  virtual torch::Tensor forward(const torch::Tensor& x, const ForwardContext& ctx) = 0;
+  // The two-lane form's branches (spec §2.11): A = a ⊙ Attn(N(μ0⊙lane0 + μ1⊙x0)·f), M = m ⊙ MLP(N(lane1)·f).
+  virtual std::pair<torch::Tensor, torch::Tensor> lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1,
+                                                                const ForwardContext& ctx) = 0;
 };
 using BlockRegistry = Registry<Block, const LayerContext&, const Config& /*model section*/>;
 
@@ -50,5 +101,74 @@ struct SkipContext {
   int64_t count = 0;  // number of skip slots, min(|encoder|, |decoder|)
 };
 using SkipRegistry = Registry<SkipConnection, const SkipContext&>;
+
+// The order blocks run in: encoder entries push their output for the U-Net skips, decoder entries pop.
+struct LayerOrder {
+  std::vector<int64_t> encoder, decoder;
+};
+
+// Depth recurrence: which blocks run in which order, and which weights each block uses. The base class is
+// the plain U-Net split (encoder ⌊L/2⌋ blocks, decoder the rest, no sharing), registered as "none".
+struct Recurrence {
+  static constexpr const char* kKind = "recurrence";
+  explicit Recurrence(int64_t num_layers);
+  virtual ~Recurrence() = default;
+  // The order for this forward pass; training and evaluation may differ (eval always runs the full loop).
+  virtual const LayerOrder& order(bool training) const { return plain_; }
+  // U-Net skip slots: min(|encoder|, |decoder|) of the longest order the model will ever run.
+  virtual int64_t skip_slots() const;
+  virtual void on_train_progress(double /*fraction*/) {}
+  virtual void reset_train_progress() {}  // back to the constructed state (warmup rollback)
+  // Weight sharing: the number of distinct attention+MLP cores (0 = every block owns its own) and the core
+  // block `layer` runs on.
+  virtual int64_t num_cores() const { return 0; }
+  virtual int64_t core_of(int64_t layer) const { return layer; }
+
+ protected:
+  LayerOrder plain_;
+};
+using RecurrenceRegistry = Registry<Recurrence, const LayerContext&>;
+
+// Two residual lanes in the decoder (A2, spec §2.11): entries whose block index ≥ start_layer() run the
+// lane form; lane0 feeds attention (and takes the skips), lane1 feeds the MLP.
+struct LaneMixer : torch::nn::Module {
+  static constexpr const char* kKind = "lanes";
+  virtual int64_t start_layer() const = 0;
+  // lane_k ← ρ_{ℓ,k}·lane_k + π_{ℓ,0,k}·A + π_{ℓ,1,k}·M
+  virtual std::pair<torch::Tensor, torch::Tensor> mix(int64_t layer, const torch::Tensor& lane0,
+                                                      const torch::Tensor& lane1, const torch::Tensor& attn_out,
+                                                      const torch::Tensor& mlp_out) = 0;
+  // The final hidden state from both lanes.
+  virtual torch::Tensor merge(const torch::Tensor& lane0, const torch::Tensor& lane1) = 0;
+};
+using LaneRegistry = Registry<LaneMixer, const LayerContext&>;
+
+// Previous-token mixing of the embedding (SmearGate, spec §2.6), before or after the embedding RMSNorm.
+struct Smear : torch::nn::Module {
+  static constexpr const char* kKind = "smear";
+  virtual bool before_norm() const = 0;
+  // x: (B, T, d) the embedding stream; ids: (B, T) the input tokens.
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& ids) = 0;
+};
+using SmearRegistry = Registry<Smear, const LayerContext&>;
+
+// A hashed token-pair embedding added to tok_emb before the embedding norm (#461 BigramHash, spec §2.7).
+struct Bigram : torch::nn::Module {
+  static constexpr const char* kKind = "bigram";
+  // ids: (B, T) -> (B, T, d) in dtype dt.
+  virtual torch::Tensor forward(const torch::Tensor& ids, torch::ScalarType dt) = 0;
+};
+using BigramRegistry = Registry<Bigram, const LayerContext&>;
+
+// BigramHash's bucket of every position (models/bigram_hash.cpp): ids (B, T) -> int64 (B, T).
+torch::Tensor bigram_hash_indices(const torch::Tensor& ids, int64_t buckets);
+
+// Value embeddings (#461, spec §2.8): a token embedding added to v in chosen layers.
+struct ValueEmbedding : torch::nn::Module {
+  static constexpr const char* kKind = "value_embedding";
+  // One entry per layer: (B, T, kv_dim) in dtype dt to add to that layer's v, or undefined.
+  virtual std::vector<torch::Tensor> per_layer(const torch::Tensor& ids, torch::ScalarType dt) = 0;
+};
+using ValueEmbeddingRegistry = Registry<ValueEmbedding, const LayerContext&>;
 
 }  // namespace pgolf

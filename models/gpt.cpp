@@ -1,11 +1,17 @@
-// The GPT of the challenge baseline, assembled from registered components. One forward pass, top to
-// bottom:
-//   e  = tok_emb[ids]                       (fp32 master table, cast to the compute dtype)
-//   x  = RMSNorm(e);  x0 = x
-//   encoder: for i < ⌊L/2⌋: x = block_i(x, x0); push x
-//   decoder: for j: if a skip is left, x = skip.merge(x, pop(), j); x = block_{⌊L/2⌋+j}(x, x0)
-//   h  = RMSNorm(x);  z = h · tok_embᵀ (tied head);  logits = C·tanh(z/C)
-//   nll = cross-entropy of fp32 logits
+// The GPT of the challenge baseline and of the five seeds, assembled from registered components. One
+// forward pass, top to bottom (spec training §2.13; optional steps are components that may be "none"):
+//   e  = tok_emb[ids] (+ bigram(ids));  SmearGate here if its form smears the raw embedding (#1855)
+//   x  = RMSNorm(e);                    SmearGate here if its form smears the normalised one (#1693, #461)
+//   x0 = x;  v_extra = value embeddings per layer (#461)
+//   encoder: for i in order.encoder: x = block_i(x); push x
+//   decoder: for (j, i) in order.decoder:
+//              at the first lane entry (i ≥ lanes.start_layer): lane1 = x   (x is lane0 from here on)
+//              if j < skip slots and a skip is left: x = skip.merge(x, pop(), j)
+//              x = block_i(x)  or, in lanes: (A, M) = block_i.lane_branches(x, lane1); (x, lane1) = lanes.mix(i, ...)
+//   h  = lanes.merge(x, lane1) if lanes were used;  h = RMSNorm(h)
+//   z  = h · tok_embᵀ (tied head);  logits = C·tanh(z/C);  nll = cross-entropy of fp32 logits
+// The recurrence component gives the order (plain, family A's segment loop) and, for #461, the shared
+// cores the blocks run on.
 #include "framework/model.h"
 #include "models/components.h"
 #include "models/layers.h"
@@ -13,71 +19,156 @@
 namespace pgolf {
 namespace {
 
+// One shared attention+MLP core (#461): blocks hold it without owning it.
+struct Core : torch::nn::Module {
+  Core(const Config& model, const LayerContext& ctx) {
+    attn = register_module("attn", AttentionRegistry::get().build(model.sub("attention"), ctx));
+    mlp = register_module("mlp", MlpRegistry::get().build(model.sub("mlp"), ctx));
+  }
+  std::shared_ptr<Attention> attn;
+  std::shared_ptr<Mlp> mlp;
+};
+
 struct Gpt : LanguageModel {
-  explicit Gpt(const Config& cfg)
-      : vocab_(cfg.i("vocab_size")), softcap_(cfg.f("logit_softcap")) {
+  explicit Gpt(const Config& cfg) : vocab_(cfg.i("vocab_size")), softcap_(cfg.f("logit_softcap")) {
     LayerContext ctx;
     ctx.dim = cfg.i("dim");
     ctx.heads = cfg.i("heads");
     ctx.kv_heads = cfg.i("kv_heads");
     ctx.num_layers = cfg.i("layers");
+    ctx.vocab_size = vocab_;
     ctx.linear_init = cfg.s("linear_init");
     tok_emb = register_module("tok_emb", torch::nn::Embedding(vocab_, ctx.dim));
     {
       torch::NoGradGuard g;
       tok_emb->weight.normal_(0.0, cfg.f("tied_embed_init_std"));
     }
+    bigram = optional_module("bigram", BigramRegistry::get().build(cfg.sub("bigram"), ctx));
+    smear = optional_module("smear", SmearRegistry::get().build(cfg.sub("smear"), ctx));
+    recurrence = RecurrenceRegistry::get().build(cfg.sub("recurrence"), ctx);
+
+    if (recurrence->num_cores() > 0) {
+      cores = register_module("cores", torch::nn::ModuleList());
+      for (int64_t c = 0; c < recurrence->num_cores(); ++c) {
+        ctx.layer = c;
+        cores->push_back(std::make_shared<Core>(cfg, ctx));
+      }
+    }
     blocks = register_module("blocks", torch::nn::ModuleList());
     for (int64_t l = 0; l < ctx.num_layers; ++l) {
       ctx.layer = l;
+      if (cores) {
+        auto core = cores[recurrence->core_of(l)]->as<Core>();
+        ctx.shared_attn = core->attn;
+        ctx.shared_mlp = core->mlp;
+      }
       blocks->push_back(BlockRegistry::get().build(cfg.sub("block"), ctx, cfg));
     }
-    num_encoder_ = ctx.num_layers / 2;
-    num_decoder_ = ctx.num_layers - num_encoder_;
-    skip = register_module("skip", SkipRegistry::get().build(cfg.sub("skip"), SkipContext{ctx.dim, std::min(num_encoder_, num_decoder_)}));
+    if (cores) scale_shared_core_gradients(ctx.num_layers);
+
+    skip_slots_ = recurrence->skip_slots();
+    skip = optional_module("skip", SkipRegistry::get().build(cfg.sub("skip"), SkipContext{ctx.dim, skip_slots_}));
+    lanes = optional_module("lanes", LaneRegistry::get().build(cfg.sub("lanes"), ctx));
+    value_embedding = optional_module("ve_shared", ValueEmbeddingRegistry::get().build(cfg.sub("value_embedding"), ctx));
   }
 
-  torch::Tensor logits(const torch::Tensor& ids) {
+  template <class T>
+  std::shared_ptr<T> optional_module(const std::string& name, std::shared_ptr<T> m) {
+    return m ? register_module(name, m) : nullptr;
+  }
+
+  // #461: a core used by k blocks gets 1/k of its summed gradient (core 0 of 10 under 11 blocks: ×½).
+  void scale_shared_core_gradients(int64_t num_layers) {
+    std::vector<int64_t> uses(cores->size(), 0);
+    for (int64_t l = 0; l < num_layers; ++l) ++uses[static_cast<size_t>(recurrence->core_of(l))];
+    for (size_t c = 0; c < cores->size(); ++c) {
+      if (uses[c] <= 1) continue;
+      const double s = 1.0 / static_cast<double>(uses[c]);
+      for (auto& p : cores[c]->parameters()) p.register_hook([s](const torch::Tensor& g) { return g * s; });
+    }
+  }
+
+  Block& block(int64_t i) { return *blocks[i]->as<Block>(); }
+
+  torch::Tensor hidden(const torch::Tensor& ids, const Segments& segments) {
     const auto dt = compute_dtype_;
-    auto x = rms_norm(tok_emb->forward(ids).to(dt));
-    const auto x0 = x;
+    // 1-2. embedding, smear, norm: x0
+    auto e = tok_emb->forward(ids).to(dt);
+    if (bigram) e = e + bigram->forward(ids, dt);
+    if (smear && smear->before_norm()) e = smear->forward(e, ids);
+    auto x = rms_norm(e);
+    if (smear && !smear->before_norm()) x = smear->forward(x, ids);
+    ForwardContext fctx{x, segments, value_embedding ? value_embedding->per_layer(ids, dt) : std::vector<torch::Tensor>{}};
+
+    // 3. encoder
+    const LayerOrder& order = recurrence->order(is_training());
     std::vector<torch::Tensor> skips;
-    for (int64_t i = 0; i < num_encoder_; ++i) {
-      x = blocks[i]->as<Block>()->forward(x, x0);
+    for (int64_t i : order.encoder) {
+      x = block(i).forward(x, fctx);
       skips.push_back(x);
     }
-    for (int64_t j = 0; j < num_decoder_; ++j) {
-      if (!skips.empty()) {
-        x = skip->merge(x, skips.back(), j);
+    // 4. decoder: x is the single stream, or lane0 once lanes begin
+    torch::Tensor lane1;
+    for (size_t j = 0; j < order.decoder.size(); ++j) {
+      const int64_t i = order.decoder[j];
+      const bool in_lanes = lanes && i >= lanes->start_layer();
+      if (in_lanes && !lane1.defined()) lane1 = x;
+      if (skip && static_cast<int64_t>(j) < skip_slots_ && !skips.empty()) {
+        x = skip->merge(x, skips.back(), static_cast<int64_t>(j));
         skips.pop_back();
       }
-      x = blocks[num_encoder_ + j]->as<Block>()->forward(x, x0);
+      if (in_lanes) {
+        auto [a, m] = block(i).lane_branches(x, lane1, fctx);
+        std::tie(x, lane1) = lanes->mix(i, x, lane1, a, m);
+      } else {
+        x = block(i).forward(x, fctx);
+      }
     }
-    auto z = torch::nn::functional::linear(rms_norm(x), tok_emb->weight.to(dt));
+    // 5-6. lane merge, final norm
+    if (lane1.defined()) x = lanes->merge(x, lane1);
+    return rms_norm(x);
+  }
+
+  torch::Tensor logits(const torch::Tensor& ids, const Segments& segments) {
+    auto z = torch::nn::functional::linear(hidden(ids, segments), tok_emb->weight.to(compute_dtype_));
     return softcap_ * torch::tanh(z / softcap_);
   }
 
-  torch::Tensor token_nll(const torch::Tensor& x, const torch::Tensor& y) override {
-    auto z = logits(x).to(torch::kFloat32);
-    auto nll = torch::nn::functional::cross_entropy(
-        z.view({-1, vocab_}), y.reshape({-1}),
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-    return nll.view(y.sizes());
+  torch::Tensor nll(const torch::Tensor& x, const torch::Tensor& y, const Segments& s, bool mean) {
+    auto z = logits(x, s);
+    z = z.to(torch::promote_types(z.scalar_type(), torch::kFloat32)).view({-1, vocab_});  // CE in fp32 (fp64 stays)
+    namespace F = torch::nn::functional;
+    if (mean) return F::cross_entropy(z, y.reshape({-1}));
+    return F::cross_entropy(z, y.reshape({-1}), F::CrossEntropyFuncOptions().reduction(torch::kNone)).view(y.sizes());
   }
 
-  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) override {
-    auto z = logits(x).to(torch::kFloat32);
-    return torch::nn::functional::cross_entropy(z.view({-1, vocab_}), y.reshape({-1}));
+  torch::Tensor token_nll(const torch::Tensor& x, const torch::Tensor& y) override { return nll(x, y, {}, false); }
+  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) override { return nll(x, y, {}, true); }
+  torch::Tensor token_nll(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& cu_seqlens,
+                          int64_t max_seqlen) override {
+    return nll(x, y, {cu_seqlens, max_seqlen}, false);
+  }
+  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& cu_seqlens,
+                     int64_t max_seqlen) override {
+    return nll(x, y, {cu_seqlens, max_seqlen}, true);
   }
 
   int64_t vocab_size() const override { return vocab_; }
+  void on_train_progress(double fraction) override { recurrence->on_train_progress(fraction); }
+  void reset_train_progress() override { recurrence->reset_train_progress(); }
 
   int64_t vocab_;
   double softcap_;
-  int64_t num_encoder_ = 0, num_decoder_ = 0;
+  int64_t skip_slots_ = 0;
   torch::nn::Embedding tok_emb{nullptr};
+  std::shared_ptr<Bigram> bigram;
+  std::shared_ptr<Smear> smear;
+  std::shared_ptr<Recurrence> recurrence;
+  torch::nn::ModuleList cores{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   std::shared_ptr<SkipConnection> skip;
+  std::shared_ptr<LaneMixer> lanes;
+  std::shared_ptr<ValueEmbedding> value_embedding;
 };
 
 Schema schema() {
@@ -90,16 +181,21 @@ Schema schema() {
       .number("tied_embed_init_std", 0.005, 0.0, 10.0, "std of the tied embedding's normal init")
       .number("logit_softcap", 30.0, 1e-3, 1e6, "C in C*tanh(z/C)")
       .choice("linear_init", "default", {"default", "orthogonal"},
-              "init of non-zero-init matrices: PyTorch's nn.Linear default, or orthogonal (family A)")
+              "init of non-zero-init matrices: PyTorch's nn.Linear default, or orthogonal (family A, #461)")
       .component("block", "block", "sequential", "residual block")
       .component("attention", "attention", "gqa", "attention")
       .component("mlp", "mlp", "relu2", "MLP")
-      .component("skip", "skip", "unet_additive", "U-Net skip connection");
+      .component("skip", "skip", "unet_additive", "U-Net skip connection")
+      .component("recurrence", "recurrence", "none", "depth recurrence: layer order and weight sharing")
+      .component("lanes", "lanes", "none", "two-lane residual decoder")
+      .component("smear", "smear", "none", "SmearGate (previous-token mixing of the embedding)")
+      .component("bigram", "bigram", "none", "hashed token-pair embedding added to tok_emb")
+      .component("value_embedding", "value_embedding", "none", "token embedding added to v in chosen layers");
 }
 
 PGOLF_REGISTER(ModelRegistry, "gpt", schema(),
                [](const Config& cfg) -> std::shared_ptr<LanguageModel> { return std::make_shared<Gpt>(cfg); },
-               "the challenge baseline GPT: tied embedding, U-Net skips, softcapped logits");
+               "GPT from components: tied embedding, U-Net skips, softcapped logits; the baseline and the five seeds");
 
 }  // namespace
 }  // namespace pgolf

@@ -24,16 +24,25 @@ void CastedLinearImpl::initialize(const std::string& init) {
   }
 }
 
-Rotary::Rotary(int64_t head_dim, int64_t rope_dims, double base)
-    : head_dim_(head_dim), rope_dims_(rope_dims == 0 ? head_dim : rope_dims), base_(base) {
+Rotary::Rotary(int64_t head_dim, int64_t rope_dims, double base, int64_t ntk_train_seq_len)
+    : head_dim_(head_dim), rope_dims_(rope_dims == 0 ? head_dim : rope_dims), ntk_train_seq_len_(ntk_train_seq_len),
+      base_(base) {
   if (rope_dims_ % 2 != 0 || rope_dims_ > head_dim_)
     throw std::invalid_argument("rope_dims must be even and at most the head dim " + std::to_string(head_dim_));
+  if (ntk_train_seq_len_ > 0 && rope_dims_ <= 2)
+    throw std::invalid_argument("the NTK rescale needs rope_dims > 2 (its exponent is rope_dims/(rope_dims-2))");
+}
+
+double Rotary::base_for(int64_t T) const {
+  if (ntk_train_seq_len_ <= 0 || T <= ntk_train_seq_len_) return base_;
+  const double rd = static_cast<double>(rope_dims_);
+  return base_ * std::pow(static_cast<double>(T) / static_cast<double>(ntk_train_seq_len_), rd / (rd - 2.0));
 }
 
 void Rotary::ensure(int64_t T, const torch::Device& device, torch::ScalarType dtype) {
   if (cos_.defined() && cos_.size(2) == T && cos_.device() == device && cos_.scalar_type() == dtype) return;
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-  auto inv_freq = 1.0 / torch::pow(base_, torch::arange(0, rope_dims_, 2, f32) / static_cast<double>(rope_dims_));
+  auto inv_freq = 1.0 / torch::pow(base_for(T), torch::arange(0, rope_dims_, 2, f32) / static_cast<double>(rope_dims_));
   auto freqs = torch::outer(torch::arange(T, f32), inv_freq);
   cos_ = freqs.cos().to(dtype).view({1, 1, T, rope_dims_ / 2});
   sin_ = freqs.sin().to(dtype).view({1, 1, T, rope_dims_ / 2});
@@ -46,6 +55,13 @@ torch::Tensor Rotary::apply(const torch::Tensor& x) {
   auto rotated = torch::cat({x1 * cos_ + x2 * sin_, x2 * cos_ - x1 * sin_}, -1);
   if (rope_dims_ == head_dim_) return rotated;
   return torch::cat({rotated, x.narrow(-1, rope_dims_, head_dim_ - rope_dims_)}, -1);
+}
+
+torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v) {
+  const int64_t B = y.size(0), H = y.size(1), T = y.size(2), D = y.size(3), Hkv = v.size(1);
+  auto yg = y.reshape({B, Hkv, H / Hkv, T, D});  // query heads grouped under the kv head they read
+  auto vn = (v / torch::linalg_vector_norm(v, 2, {-1}, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(2);
+  return (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).reshape({B, H, T, D});
 }
 
 }  // namespace pgolf

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "framework/fake_quant.h"
+
 namespace pgolf {
 
 // RMSNorm over the last dim, no weight, eps = the dtype's machine epsilon (F.rms_norm with eps=None).
@@ -16,9 +18,15 @@ inline torch::Tensor rms_norm(const torch::Tensor& x) {
 
 // A bias-free linear layer whose fp32 master weight is cast to the input's dtype at use, so the matmul
 // runs in bf16 on the GPU while the optimizer updates fp32.
-struct CastedLinearImpl : torch::nn::Module {
+// Late QAT (framework/fake_quant.h) switches its train-mode forward to straight-through fake-quantised rows.
+struct CastedLinearImpl : torch::nn::Module, FakeQuantTarget {
   CastedLinearImpl(int64_t in, int64_t out);
-  torch::Tensor forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight.to(x.scalar_type())); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    const torch::Tensor w = fake_quant_bits_ > 0 && is_training() ? fake_quantize_rows(weight, fake_quant_bits_) : weight;
+    return torch::nn::functional::linear(x, w.to(x.scalar_type()));
+  }
+  void set_fake_quant_bits(int bits) override { fake_quant_bits_ = bits; }
+  int fake_quant_bits_ = 0;
   // init: "zeros", "default" (PyTorch nn.Linear: U(±1/sqrt(in))) or "orthogonal" (gain 1).
   void initialize(const std::string& init);
   torch::Tensor weight;
@@ -27,18 +35,27 @@ TORCH_MODULE(CastedLinear);
 
 // Rotary embedding on the first `rope_dims` channels of each head, half-split pairs (c, c + rope_dims/2)
 // with ω_c = base^(−2c/rope_dims); channels ≥ rope_dims pass through (partial RoPE, spec §2.3.3).
+// NTK rescale (§2.3.4): with ntk_train_seq_len > 0 and a row longer than it, the base becomes
+// base·(T/ntk_train_seq_len)^(rope_dims/(rope_dims−2)).
 class Rotary {
  public:
-  Rotary(int64_t head_dim, int64_t rope_dims, double base);
+  Rotary(int64_t head_dim, int64_t rope_dims, double base, int64_t ntk_train_seq_len = 0);
   // x: (B, H, T, head_dim) -> same, positions 0..T-1.
   torch::Tensor apply(const torch::Tensor& x);
   int64_t rope_dims() const { return rope_dims_; }
+  // The base used for rows of T positions.
+  double base_for(int64_t T) const;
 
  private:
   void ensure(int64_t T, const torch::Device& device, torch::ScalarType dtype);
-  int64_t head_dim_, rope_dims_;
+  int64_t head_dim_, rope_dims_, ntk_train_seq_len_;
   double base_;
   torch::Tensor cos_, sin_;  // (1, 1, T, rope_dims/2) in the activation dtype
 };
+
+// XSA, exclusive self-attention (spec §2.3.7): removes from each head's output its component along the
+// unit value vector at the same position, y_{t,h} ← y_{t,h} − ⟨y_{t,h}, v̂_{t,j}⟩ v̂_{t,j}, j = h / (H/H_kv),
+// v̂ = v / max(‖v‖₂, 1e-12). y: (B, H, T, d_h), v: (B, H_kv, T, d_h).
+torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v);
 
 }  // namespace pgolf

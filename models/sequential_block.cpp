@@ -1,8 +1,11 @@
-// The sequential residual block (spec training §2.2):
+// The residual block (spec training §2.2), with f_ℓ = 1/√(ℓ+1) when ln_scale is on (family A, #461)
+// and 1 otherwise (the challenge baseline); ℓ is the block's own index, so recurrent passes reuse it:
 //   x_in  = μ0 ⊙ x + μ1 ⊙ x0
 //   x_mid = x_in + a ⊙ Attn(RMSNorm(x_in) · f_ℓ)
 //   x_out = x_mid + m ⊙ MLP(RMSNorm(x_mid) · f_ℓ)
-// with f_ℓ = 1/√(ℓ+1) when ln_scale is on (family A, #461) and 1 otherwise (the challenge baseline).
+// From layer `gptj_parallel_from` on (#1755: 7) both branches read the same input (GPT-J, single lane):
+//   x_out = x_in + a ⊙ Attn(RMSNorm(x_in) · f_ℓ) + m ⊙ MLP(RMSNorm(x_in) · f_ℓ)
+// The block owns its attention and MLP unless the model hands it a shared core (#461).
 #include <cmath>
 
 #include "models/components.h"
@@ -12,39 +15,71 @@ namespace pgolf {
 namespace {
 
 struct SequentialBlock : Block {
-  SequentialBlock(const Config& cfg, const LayerContext& ctx, const Config& model) {
-    attn = register_module("attn", AttentionRegistry::get().build(model.sub("attention"), ctx));
-    mlp = register_module("mlp", MlpRegistry::get().build(model.sub("mlp"), ctx));
+  SequentialBlock(const Config& cfg, const LayerContext& ctx, const Config& model) : layer_(ctx.layer) {
+    if (ctx.shared_attn) {  // a shared core's weights: used, not owned (they are registered under cores.*)
+      attn = ctx.shared_attn;
+      mlp = ctx.shared_mlp;
+    } else {
+      attn = register_module("attn", AttentionRegistry::get().build(model.sub("attention"), ctx));
+      mlp = register_module("mlp", MlpRegistry::get().build(model.sub("mlp"), ctx));
+    }
     attn_scale = register_parameter("attn_scale", torch::ones({ctx.dim}));
     mlp_scale = register_parameter("mlp_scale", torch::ones({ctx.dim}));
     resid_mix = register_parameter("resid_mix", torch::stack({torch::ones({ctx.dim}), torch::zeros({ctx.dim})}));
     ln_factor_ = cfg.b("ln_scale") ? 1.0 / std::sqrt(static_cast<double>(ctx.layer + 1)) : 1.0;
+    const int64_t from = cfg.i("gptj_parallel_from");
+    gptj_ = from >= 0 && ctx.layer >= from;
   }
 
-  torch::Tensor forward(const torch::Tensor& x_, const torch::Tensor& x0) override {
-    const auto dt = x_.scalar_type();
-    auto mix = resid_mix.to(dt);
-    auto x = mix[0] * x_ + mix[1] * x0;
+  torch::Tensor norm(const torch::Tensor& x) const {
     auto n = rms_norm(x);
-    if (ln_factor_ != 1.0) n = n * ln_factor_;
-    x = x + attn_scale.to(dt) * attn->forward(n);
-    n = rms_norm(x);
-    if (ln_factor_ != 1.0) n = n * ln_factor_;
-    return x + mlp_scale.to(dt) * mlp->forward(n);
+    return ln_factor_ != 1.0 ? n * ln_factor_ : n;
   }
 
+  torch::Tensor mix_x0(const torch::Tensor& x, const torch::Tensor& x0) const {
+    auto mix = resid_mix.to(x.scalar_type());
+    return mix[0] * x + mix[1] * x0;
+  }
+
+  torch::Tensor forward(const torch::Tensor& x, const ForwardContext& ctx) override {
+    const auto dt = x.scalar_type();
+    auto x_in = mix_x0(x, ctx.x0);
+    auto n = norm(x_in);
+    auto a = attn_scale.to(dt) * attn->forward(AttentionInput{n, x_in, ctx.value_addend(layer_)}, ctx.segments);
+    if (gptj_) return x_in + a + mlp_scale.to(dt) * mlp->forward(n);
+    auto x_mid = x_in + a;
+    return x_mid + mlp_scale.to(dt) * mlp->forward(norm(x_mid));
+  }
+
+  std::pair<torch::Tensor, torch::Tensor> lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1,
+                                                        const ForwardContext& ctx) override {
+    const auto dt = lane0.scalar_type();
+    auto x_in = mix_x0(lane0, ctx.x0);
+    auto a = attn_scale.to(dt) * attn->forward(AttentionInput{norm(x_in), x_in, ctx.value_addend(layer_)}, ctx.segments);
+    auto m = mlp_scale.to(dt) * mlp->forward(norm(lane1));  // the MLP lane has no x0 mix
+    return {a, m};
+  }
+
+  int64_t layer_;
   std::shared_ptr<Attention> attn;
   std::shared_ptr<Mlp> mlp;
   torch::Tensor attn_scale, mlp_scale, resid_mix;
   double ln_factor_ = 1.0;
+  bool gptj_ = false;
 };
 
-PGOLF_REGISTER(BlockRegistry, "sequential",
-               Schema().boolean("ln_scale", false, "scale normalised inputs by 1/sqrt(layer+1)"),
+Schema schema() {
+  return Schema()
+      .boolean("ln_scale", false, "scale normalised inputs by 1/sqrt(layer+1)")
+      .integer("gptj_parallel_from", -1, -1, 4096,
+               "layers from this index on add attention and MLP of the same input (GPT-J; -1 = never)");
+}
+
+PGOLF_REGISTER(BlockRegistry, "sequential", schema(),
                [](const Config& cfg, const LayerContext& ctx, const Config& model) -> std::shared_ptr<Block> {
                  return std::make_shared<SequentialBlock>(cfg, ctx, model);
                },
-               "resid_mix, then attention and MLP in sequence, each with a learned per-channel scale");
+               "resid_mix, then attention and MLP (in sequence, or GPT-J parallel from a layer on), learned scales");
 
 }  // namespace
 }  // namespace pgolf

@@ -69,7 +69,8 @@ TEST(Recipe, WrongTypeAndOutOfRange) {
 
 TEST(Recipe, UnknownComponentListsKnownNames) {
   const std::string e = error_of([] { resolve_recipe(Json{{"model", {{"name", "gpt"}, {"mlp", {{"name", "swiglu"}}}}}}, "x.json", {}); });
-  EXPECT_NE(e.find("model.mlp.name: unknown mlp 'swiglu'; known: relu2"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.mlp.name: unknown mlp 'swiglu'; known: "), std::string::npos) << e;
+  EXPECT_NE(e.find("relu2"), std::string::npos) << e;
 }
 
 TEST(Recipe, MalformedJsonAndMissingFile) {
