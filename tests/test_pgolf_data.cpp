@@ -1,5 +1,7 @@
 // The pgolf-data program, run as a subprocess: train-tokenizer, prepare (shard layout, determinism over
-// thread counts, input formats, errors that leave nothing behind) and inspect.
+// thread counts, input formats, errors that leave nothing behind), inspect, and the CaseOps / sidecar /
+// cap paths: caseops encode|decode, train-tokenizer --transform caseops, prepare --sidecar,
+// make-cap-tokenizer + prepare --transform cap, and non-UTF-8 input.
 #include <gtest/gtest.h>
 #include <lzma.h>
 #include <stdlib.h>
@@ -8,12 +10,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "framework/config.h"
 #include "framework/io.h"
 #include "framework/shard.h"
+#include "tokenizers/cap_tokenizer.h"
+#include "tokenizers/caseops.h"
 #include "tokenizers/sentencepiece_model.h"
 
 namespace fs = std::filesystem;
@@ -295,7 +300,7 @@ TEST_F(PgolfData, InspectReportsCounts) {
 }
 
 TEST_F(PgolfData, HelpAndUsageErrors) {
-  for (const std::string cmd : {"train-tokenizer", "prepare", "inspect"}) {
+  for (const std::string cmd : {"train-tokenizer", "prepare", "inspect", "caseops", "make-cap-tokenizer"}) {
     const RunResult r = run(cmd + " --help");
     EXPECT_EQ(r.rc, 0) << cmd;
     EXPECT_EQ(r.out.rfind("usage: pgolf-data " + cmd, 0), 0u) << r.out;
@@ -308,6 +313,276 @@ TEST_F(PgolfData, HelpAndUsageErrors) {
   const RunResult v = run("train-tokenizer --input a.txt --vocab many --out p");
   EXPECT_EQ(v.rc, 2);
   EXPECT_NE(v.out.find("--vocab many: expected an integer"), std::string::npos) << v.out;
+}
+
+
+// ---- CaseOps, sidecars, cap ----------------------------------------------------------------------
+
+const std::string kT = "\xEE\x80\x81", kA = "\xEE\x80\x82", kC = "\xEE\x80\x83", kE = "\xEE\x80\x84";
+
+// Mixed-case documents with the CaseOps trouble makers, literal operators, non-ASCII text and whitespace
+// that SentencePiece rewrites or drops (leading, trailing, runs, tabs, newlines).
+std::vector<std::string> make_mixed_docs(int n, uint32_t seed) {
+  static const std::vector<std::string> words = {
+      "The", "the", "NASA", "iPhone", "McDonald", "I", "a", "model", "Model", "MODEL", "token", "Data", "don't",
+      "IT'S", "x86", "COVID19", "caf\xC3\xA9", "\xC3\x89" "cole", "\xE6\x97\xA5\xE6\x9C\xAC", "\xEF\xAC\x81ne",
+      "\xEF\xBC\xA1\xEF\xBC\xA2", "x\xC2\xB2", "\xF0\x9F\x98\x80", kT, kE, "ABCdef", "Golf", "of", "and", "2024"};
+  static const std::vector<std::string> gaps = {" ", " ", " ", "  ", "\t", "\n", " \n\n ", ", ", ". "};
+  std::mt19937 rng(seed);
+  std::vector<std::string> docs;
+  for (int d = 0; d < n; ++d) {
+    std::string doc = rng() % 4 == 0 ? "  " : "";
+    const int len = 3 + rng() % 40;
+    for (int i = 0; i < len; ++i) {
+      if (i) doc += gaps[rng() % gaps.size()];
+      doc += words[rng() % words.size()];
+    }
+    if (rng() % 3 == 0) doc += " \n";
+    docs.push_back(doc);
+  }
+  return docs;
+}
+
+class PgolfDataCaseOps : public PgolfData {
+ protected:
+  static void SetUpTestSuite() {
+    PgolfData::SetUpTestSuite();
+    mixed_train_ = make_mixed_docs(300, 3);
+    mixed_val_ = make_mixed_docs(40, 4);
+    pgolf::write_file_atomic(dir_ + "/mtrain.jsonl", to_jsonl(mixed_train_));
+    pgolf::write_file_atomic(dir_ + "/mval.jsonl", to_jsonl(mixed_val_));
+    if (!fs::exists(kBin)) return;
+    co_rc_ = run("train-tokenizer --transform caseops --input " + dir_ + "/mtrain.jsonl --vocab 400 --out " + dir_ +
+                 "/co/sp --threads 2");
+    plain_rc_ = run("train-tokenizer --input " + dir_ + "/mtrain.jsonl --vocab 400 --out " + dir_ + "/mplain/sp --threads 2");
+  }
+  void SetUp() override {
+    PgolfData::SetUp();
+    ASSERT_EQ(co_rc_.rc, 0) << co_rc_.out;
+    ASSERT_EQ(plain_rc_.rc, 0) << plain_rc_.out;
+  }
+  static std::string co_model() { return dir_ + "/co/sp.model"; }
+  static std::string plain_model() { return dir_ + "/mplain/sp.model"; }
+
+  // Splits a val token stream at BOS and sums the aligned sidecar per document.
+  static std::vector<int64_t> per_doc_sums(const std::vector<uint16_t>& tokens, const std::vector<uint16_t>& bytes) {
+    std::vector<int64_t> sums;
+    EXPECT_EQ(tokens.size(), bytes.size());
+    for (size_t i = 0; i < tokens.size() && i < bytes.size(); ++i) {
+      if (tokens[i] == 1) {
+        EXPECT_EQ(bytes[i], 0) << "BOS at " << i;
+        sums.push_back(0);
+      }
+      if (!sums.empty()) sums.back() += bytes[i];
+    }
+    return sums;
+  }
+  static std::vector<int64_t> utf8_lengths(const std::vector<std::string>& docs) {
+    std::vector<int64_t> out;
+    for (const auto& d : docs) out.push_back(static_cast<int64_t>(d.size()));
+    return out;
+  }
+
+  static std::vector<std::string> mixed_train_, mixed_val_;
+  static RunResult co_rc_, plain_rc_;
+};
+std::vector<std::string> PgolfDataCaseOps::mixed_train_, PgolfDataCaseOps::mixed_val_;
+RunResult PgolfDataCaseOps::co_rc_, PgolfDataCaseOps::plain_rc_;
+
+TEST_F(PgolfDataCaseOps, CaseOpsEncodeDecodeReproducesTheInputByteForByte) {
+  // ~2.5 MB, so that the 1 MiB read chunks cut words, 3- and 4-byte characters and ESC pairs.
+  std::mt19937 rng(5);
+  static const std::vector<std::string> atoms = {"a", "Z", "I", "The ", "NASA", "iPhone", "McDonald", "'", "7", " ",
+                                                 "\n", kT, kA, kC, kE, "\xC3\x89", "\xE6\x97\xA5", "\xF0\x9F\x98\x80"};
+  std::string text;
+  while (text.size() < 2500000) text += atoms[rng() % atoms.size()];
+  pgolf::write_file_atomic(dir_ + "/cx.txt", text);
+  const std::string enc = dir_ + "/cx.enc", dec = dir_ + "/cx.dec";
+  RunResult r = run("caseops encode < " + dir_ + "/cx.txt > " + enc);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = run("caseops decode < " + enc + " > " + dec);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::string encoded = pgolf::read_file(enc);
+  EXPECT_EQ(encoded, pgolf::caseops_encode(text));
+  EXPECT_EQ(std::count_if(encoded.begin(), encoded.end(), [](char c) { return c >= 'A' && c <= 'Z'; }), 0);
+  EXPECT_TRUE(pgolf::read_file(dec) == text) << "decode(encode(x)) != x";
+  // The spec vector through the program.
+  pgolf::write_file_atomic(dir_ + "/nasa.txt", "The NASA iPhone");
+  ASSERT_EQ(run("caseops encode < " + dir_ + "/nasa.txt > " + enc).rc, 0);
+  EXPECT_EQ(pgolf::read_file(enc), kT + "the " + kA + "nasa i" + kC + "phone");
+  // Errors: invalid UTF-8 in, and a dangling operator.
+  pgolf::write_file_atomic(dir_ + "/bad.txt", "ok \xC3\x28");
+  r = run("caseops encode < " + dir_ + "/bad.txt");  // stdout and stderr both come back in r.out
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("not valid UTF-8 at byte 3"), std::string::npos) << r.out;
+  pgolf::write_file_atomic(dir_ + "/dangling.txt", "ab " + kT);
+  r = run("caseops decode < " + dir_ + "/dangling.txt");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("caseops decode: byte 6"), std::string::npos) << r.out;
+  EXPECT_EQ(run("caseops").rc, 2);
+  EXPECT_EQ(run("caseops rot13").rc, 2);
+}
+
+TEST_F(PgolfDataCaseOps, TrainTokenizerCaseOpsReservesTheOperators) {
+  pgolf::SentencePieceModel sp(co_model());
+  EXPECT_EQ(sp.vocab_size(), 400);
+  EXPECT_EQ(sp.piece(4), kT);
+  EXPECT_EQ(sp.piece(5), kA);
+  EXPECT_EQ(sp.piece(6), kC);
+  EXPECT_EQ(sp.piece(7), kE);
+  EXPECT_EQ(sp.piece(8), "<0x00>");
+  const RunResult r = run("train-tokenizer --transform upper --input x --vocab 300 --out y");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("unknown transform 'upper'"), std::string::npos) << r.out;
+}
+
+TEST_F(PgolfDataCaseOps, PrepareWithSidecarCountsEachDocumentsUtf8Bytes) {
+  const std::string common = "prepare --transform caseops --sidecar --tokenizer " + co_model() + " --train " + dir_ +
+                             "/mtrain.jsonl --val " + dir_ + "/mval.jsonl --shard-tokens 900 --batch-bytes 2000 --out ";
+  const RunResult a = run(common + dir_ + "/s1 --threads 1");
+  const RunResult b = run(common + dir_ + "/s3 --threads 3");
+  ASSERT_EQ(a.rc, 0) << a.out;
+  ASSERT_EQ(b.rc, 0) << b.out;
+  const auto names = list_dir(dir_ + "/s1");
+  EXPECT_EQ(list_dir(dir_ + "/s3"), names);
+  for (const auto& n : names) EXPECT_TRUE(pgolf::read_file(dir_ + "/s1/" + n) == pgolf::read_file(dir_ + "/s3/" + n)) << n;
+
+  // Sidecar shards pair with the val shards one to one, same lengths.
+  const auto val_files = pgolf::glob_shards(dir_ + "/s1/fineweb_val_*.bin");
+  const auto side_files = pgolf::glob_shards(dir_ + "/s1/fineweb_val_bytes_*.bin", false);
+  ASSERT_EQ(side_files.size(), val_files.size());
+  ASSERT_GE(val_files.size(), 2u);
+  std::vector<uint16_t> tokens, bytes;
+  for (size_t i = 0; i < val_files.size(); ++i) {
+    char want[64];
+    std::snprintf(want, sizeof want, "/fineweb_val_bytes_%06zu.bin", i);
+    EXPECT_EQ(side_files[i], dir_ + "/s1" + want);
+    pgolf::ShardView t(val_files[i]), s(side_files[i]);
+    EXPECT_EQ(t.size(), s.size()) << val_files[i];
+    tokens.insert(tokens.end(), t.data(), t.data() + t.size());
+    bytes.insert(bytes.end(), s.data(), s.data() + s.size());
+  }
+  EXPECT_EQ(per_doc_sums(tokens, bytes), utf8_lengths(mixed_val_));
+  // The tokens are SentencePiece's over the CaseOps text.
+  pgolf::SentencePieceModel sp(co_model());
+  std::vector<uint16_t> want = {};
+  int64_t total = 0;
+  for (const auto& d : mixed_val_) {
+    want.push_back(1);
+    for (int id : sp.encode(pgolf::caseops_encode(d))) want.push_back(static_cast<uint16_t>(id));
+    total += static_cast<int64_t>(d.size());
+  }
+  EXPECT_EQ(tokens, want);
+  EXPECT_NE(a.out.find("val sidecar: " + std::to_string(total) + " bytes (the documents hold " +
+                       std::to_string(total) + " UTF-8 bytes)"),
+            std::string::npos)
+      << a.out;
+  // inspect: a sidecar reports its byte total, several add up.
+  std::string args;
+  for (const auto& f : side_files) args += " " + f;
+  const RunResult r = run("inspect" + args);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("sidecar total: " + std::to_string(side_files.size()) + " files bytes " + std::to_string(total)),
+            std::string::npos)
+      << r.out;
+  pgolf::ShardView s0(side_files[0]);
+  int64_t first = 0;
+  for (int64_t i = 0; i < s0.size(); ++i) first += s0.data()[i];
+  EXPECT_NE(r.out.find(side_files[0] + ": magic 20240520 version 1 sidecar entries " + std::to_string(s0.size()) +
+                       " bytes " + std::to_string(first)),
+            std::string::npos)
+      << r.out;
+  // A rerun without --sidecar removes the old sidecars, which would no longer match.
+  ASSERT_EQ(run("prepare --transform caseops --tokenizer " + co_model() + " --train " + dir_ + "/mtrain.jsonl --val " +
+                dir_ + "/mval.jsonl --out " + dir_ + "/s1")
+                .rc,
+            0);
+  EXPECT_EQ(list_dir(dir_ + "/s1"), (std::vector<std::string>{"fineweb_train_000000.bin", "fineweb_val_000000.bin"}));
+}
+
+TEST_F(PgolfDataCaseOps, PlainSidecarAndTransformMismatches) {
+  const RunResult r = run("prepare --sidecar --tokenizer " + plain_model() + " --train " + dir_ + "/mtrain.jsonl --val " +
+                          dir_ + "/mval.jsonl --out " + dir_ + "/pl --threads 2");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  pgolf::ShardView t(dir_ + "/pl/fineweb_val_000000.bin"), s(dir_ + "/pl/fineweb_val_bytes_000000.bin");
+  EXPECT_EQ(per_doc_sums(std::vector<uint16_t>(t.data(), t.data() + t.size()),
+                         std::vector<uint16_t>(s.data(), s.data() + s.size())),
+            utf8_lengths(mixed_val_));
+
+  RunResult m = run("prepare --tokenizer " + co_model() + " --train " + dir_ + "/mval.jsonl --val " + dir_ +
+                    "/mval.jsonl --out " + dir_ + "/mm");
+  EXPECT_EQ(m.rc, 1);
+  EXPECT_NE(m.out.find("is a CaseOps tokenizer"), std::string::npos) << m.out;
+  EXPECT_FALSE(fs::exists(dir_ + "/mm"));
+  m = run("prepare --transform caseops --tokenizer " + plain_model() + " --train " + dir_ + "/mval.jsonl --val " + dir_ +
+          "/mval.jsonl --out " + dir_ + "/mm");
+  EXPECT_EQ(m.rc, 1);
+  EXPECT_NE(m.out.find("has no CaseOps operator pieces"), std::string::npos) << m.out;
+  m = run("prepare --transform casefold --sidecar --tokenizer " + plain_model() + " --train " + dir_ +
+          "/mval.jsonl --val " + dir_ + "/mval.jsonl --out " + dir_ + "/mm");
+  EXPECT_EQ(m.rc, 2);
+  EXPECT_NE(m.out.find("--sidecar: casefold"), std::string::npos) << m.out;
+  m = run("prepare --transform cap --tokenizer " + plain_model() + " --train " + dir_ + "/mval.jsonl --val " + dir_ +
+          "/mval.jsonl --out " + dir_ + "/mm");
+  EXPECT_EQ(m.rc, 2);
+  EXPECT_NE(m.out.find("--transform cap needs --base-tokenizer"), std::string::npos) << m.out;
+  EXPECT_FALSE(fs::exists(dir_ + "/mm"));
+}
+
+TEST_F(PgolfDataCaseOps, NonUtf8TextIsAnErrorThatLeavesNothing) {
+  pgolf::write_file_atomic(dir_ + "/latin1.txt", "caf\xE9 au lait\n");  // Latin-1, not UTF-8
+  RunResult r = run("prepare --tokenizer " + plain_model() + " --train " + dir_ + "/mtrain.jsonl " + dir_ +
+                    "/latin1.txt --val " + dir_ + "/mval.jsonl --out " + dir_ + "/nu --threads 2");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find(dir_ + "/latin1.txt: the text is not valid UTF-8 at byte 3"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ + "/nu"));
+  r = run("prepare --transform caseops --tokenizer " + co_model() + " --train " + dir_ + "/latin1.txt --val " + dir_ +
+          "/mval.jsonl --out " + dir_ + "/nu");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find(dir_ + "/latin1.txt: caseops encode: the input is not valid UTF-8 at byte 3"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(dir_ + "/nu"));
+  r = run("train-tokenizer --input " + dir_ + "/latin1.txt --vocab 300 --out " + dir_ + "/nu/sp");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find(dir_ + "/latin1.txt:1: the text is not valid UTF-8 (byte 3"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ + "/nu"));
+  // In JSON lines the parser rejects it, naming the line.
+  pgolf::write_file_atomic(dir_ + "/latin1.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"caf\xE9\"}\n");
+  r = run("prepare --tokenizer " + plain_model() + " --train " + dir_ + "/latin1.jsonl --val " + dir_ +
+          "/mval.jsonl --out " + dir_ + "/nu");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find(dir_ + "/latin1.jsonl:2: not valid JSON"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ + "/nu"));
+}
+
+TEST_F(PgolfDataCaseOps, MakeCapTokenizerAndPrepareCap) {
+  RunResult r = run("make-cap-tokenizer --base " + plain_model() + " --input " + dir_ + "/mtrain.jsonl --p 1 --seed 9 " +
+                    "--out " + dir_ + "/cap/cap --threads 2");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  pgolf::SentencePieceModel base(plain_model());
+  const size_t eligible = pgolf::cap_eligible_pieces(base).size();
+  ASSERT_GE(eligible, 2u) << r.out;
+  const size_t removed = eligible;  // p = 1: every eligible piece goes, so the val text surely has a <cap>
+  EXPECT_NE(r.out.find(std::to_string(eligible) + " eligible capitalised pieces, " + std::to_string(removed) + " removed"),
+            std::string::npos)
+      << r.out;
+  const pgolf::CapEncoder cap(dir_ + "/cap/cap.model", plain_model());
+  EXPECT_EQ(cap.cap().vocab_size(), base.vocab_size() - static_cast<int>(removed) + 1);
+  EXPECT_TRUE(fs::exists(dir_ + "/cap/cap.vocab"));
+
+  r = run("prepare --transform cap --sidecar --tokenizer " + dir_ + "/cap/cap.model --base-tokenizer " + plain_model() +
+          " --train " + dir_ + "/mtrain.jsonl --val " + dir_ + "/mval.jsonl --out " + dir_ + "/cp --threads 2");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  pgolf::ShardView t(dir_ + "/cp/fineweb_val_000000.bin"), s(dir_ + "/cp/fineweb_val_bytes_000000.bin");
+  const std::vector<uint16_t> tokens(t.data(), t.data() + t.size()), bytes(s.data(), s.data() + s.size());
+  std::vector<uint16_t> want;
+  for (const auto& d : mixed_val_) {
+    want.push_back(1);
+    for (int id : cap.from_base(base.encode(d))) want.push_back(static_cast<uint16_t>(id));
+  }
+  EXPECT_EQ(tokens, want);
+  EXPECT_GT(std::count(tokens.begin(), tokens.end(), static_cast<uint16_t>(cap.cap_id())), 0);
+  EXPECT_EQ(per_doc_sums(tokens, bytes), utf8_lengths(mixed_val_));
 }
 
 }  // namespace

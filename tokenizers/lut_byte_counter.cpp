@@ -4,6 +4,8 @@
 
 #include "framework/registry.h"
 #include "tokenizers/byte_lut.h"
+#include "tokenizers/cap_tokenizer.h"
+#include "tokenizers/document_encoder.h"
 
 namespace pgolf {
 
@@ -108,6 +110,15 @@ PGOLF_REGISTER(
       const auto zero = cfg.strings("zero_byte_pieces");
       const std::set<std::string> zero_set(zero.begin(), zero.end());
       const auto pieces = sp.pieces();
+      // Operators stand for no byte, yet the LUT would count each as its 3 UTF-8 bytes.
+      if (is_caseops_tokenizer(sp))
+        throw ConfigError(cfg.key_path("name") + ": the tokenizer " + ctx.tokenizer_path +
+                          " is a CaseOps tokenizer (pieces U+E001..U+E004), which the LUT would count as 3 bytes "
+                          "each; set eval.byte_counter = {\"name\": \"sidecar\"} and make the val shards with "
+                          "`pgolf-data prepare --transform caseops --sidecar`");
+      if (std::find(pieces.begin(), pieces.end(), kCapPiece) != pieces.end() && !zero_set.count(kCapPiece))
+        throw ConfigError(cfg.key_path("zero_byte_pieces") + ": the tokenizer " + ctx.tokenizer_path +
+                          " is a cap tokenizer; list \"<cap>\" here so that it counts 0 bytes (not 5)");
       for (const auto& z : zero_set)
         if (std::find(pieces.begin(), pieces.end(), z) == pieces.end())
           throw ConfigError(cfg.key_path("zero_byte_pieces") + ": piece '" + z + "' is not in the tokenizer " +

@@ -42,6 +42,18 @@ std::vector<std::string> SentencePieceModel::encode_pieces(const std::string& te
   return pieces;
 }
 
+std::vector<PieceSpan> SentencePieceModel::encode_spans(const std::string& text) const {
+  sentencepiece::ImmutableSentencePieceText spt;
+  const auto status = sp_->Encode(text, spt.mutable_proto());
+  if (!status.ok()) throw std::runtime_error(path_ + ": encoding failed (" + status.ToString() + ")");
+  std::vector<PieceSpan> out(spt.pieces_size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto p = spt.pieces(static_cast<int>(i));
+    out[i] = PieceSpan{static_cast<int>(p.id()), p.begin(), p.end()};
+  }
+  return out;
+}
+
 std::string SentencePieceModel::decode(const std::vector<int>& ids) const {
   for (int id : ids) check_id(id);
   std::string text;

@@ -1,6 +1,7 @@
 // A loaded SentencePiece model: encode text to ids, read piece strings and piece types.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,13 @@ namespace pgolf {
 
 // The piece types the byte counters care about (user-defined pieces count as Normal).
 enum class PieceType { Normal, Control, Unknown, Unused, Byte };
+
+// One piece of an encoding with the byte span [begin, end) of the input it covers (SentencePiece's
+// "surface"; byte-fallback pieces of one character: the last carries the span, the others are empty).
+struct PieceSpan {
+  int id = 0;
+  uint32_t begin = 0, end = 0;
+};
 
 class SentencePieceModel {
  public:
@@ -27,6 +35,8 @@ class SentencePieceModel {
   // Safe to call from several threads at once (the processor is immutable after loading).
   std::vector<int> encode(const std::string& text) const;
   std::vector<std::string> encode_pieces(const std::string& text) const;
+  // Ids with the spans of `text` they cover (slower than encode(): the sidecar needs the spans).
+  std::vector<PieceSpan> encode_spans(const std::string& text) const;
   std::string decode(const std::vector<int>& ids) const;
 
   // Accessors take 0 <= id < vocab_size(); others throw naming the id.

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framework/io.h"
+#include "tokenizers/caseops.h"
 
 namespace pgolf {
 
@@ -159,7 +160,10 @@ namespace {
 // Training sentences: lines of text files, lines of each JSON document's `text`; blank ones skipped.
 class InputSentences : public sentencepiece::SentenceIterator {
  public:
-  explicit InputSentences(std::vector<std::string> files) : files_(std::move(files)) { advance(); }
+  InputSentences(std::vector<std::string> files, std::function<std::string(std::string_view)> transform)
+      : files_(std::move(files)), transform_(std::move(transform)) {
+    advance();
+  }
 
   bool done() const override { return done_; }
   void Next() override { advance(); }
@@ -202,16 +206,24 @@ class InputSentences : public sentencepiece::SentenceIterator {
         continue;
       }
       if (is_blank(line_)) continue;
-      if (!jsonl_) {
-        value_.swap(line_);
-        return true;
+      doc_ = jsonl_ ? jsonl_text(line_, reader_->path(), reader_->line_number()) : std::move(line_);
+      const std::string where = reader_->path() + ":" + std::to_string(reader_->line_number()) + ": ";
+      if (const size_t bad = utf8_invalid_offset(doc_); bad != std::string::npos)
+        throw std::runtime_error(where + "the text is not valid UTF-8 (byte " + std::to_string(bad) +
+                                 (jsonl_ ? " of the \"text\" field)" : " of the line)"));
+      if (transform_) {
+        try {
+          doc_ = transform_(doc_);
+        } catch (const std::exception& e) {
+          throw std::runtime_error(where + e.what());
+        }
       }
-      doc_ = jsonl_text(line_, reader_->path(), reader_->line_number());
       doc_pos_ = 0;
     }
   }
 
   std::vector<std::string> files_;
+  std::function<std::string(std::string_view)> transform_;
   size_t file_idx_ = 0;
   std::unique_ptr<LineReader> reader_;
   bool jsonl_ = false;
@@ -230,7 +242,13 @@ int64_t train_sentencepiece(const std::vector<std::string>& inputs, int vocab_si
   for (const auto& f : inputs)
     if (!std::filesystem::is_regular_file(f))
       throw std::runtime_error(f + ": input file does not exist");
-  const std::unordered_map<std::string, std::string> args = {
+  std::string symbols;
+  for (const auto& u : options.user_defined_symbols) {
+    if (u.empty() || u.find(',') != std::string::npos)
+      throw std::runtime_error("SentencePiece training: user-defined symbol '" + u + "' is empty or has a comma");
+    symbols += (symbols.empty() ? "" : ",") + u;
+  }
+  std::unordered_map<std::string, std::string> args = {
       {"model_type", "bpe"},
       {"vocab_size", std::to_string(vocab_size)},
       {"character_coverage", "0.999"},
@@ -248,8 +266,9 @@ int64_t train_sentencepiece(const std::vector<std::string>& inputs, int vocab_si
       {"shuffle_input_sentence", "true"},
       {"minloglevel", options.verbose ? "0" : "1"},
   };
+  if (!symbols.empty()) args["user_defined_symbols"] = symbols;
   sentencepiece::SetRandomGeneratorSeed(options.seed);  // the sentence sample is the same on every run
-  InputSentences sentences(inputs);
+  InputSentences sentences(inputs, options.transform);
   std::string model;
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &sentences, &model);
   if (!sentences.error().empty()) throw std::runtime_error(sentences.error());

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pgolf {
@@ -54,10 +56,16 @@ struct SpTrainOptions {
   int64_t max_sentences = 10'000'000;
   uint32_t seed = 1337;
   bool verbose = false;  // SentencePiece's own progress log on stderr
+  // Applied to each document (each line of a text file) before it is split into sentences: the CaseOps
+  // or casefold transform. Empty: none. Its errors are reported with the file and line.
+  std::function<std::string(std::string_view)> transform;
+  // SentencePiece user_defined_symbols: always single pieces, ids right after pad/bos/eos/unk (CaseOps).
+  std::vector<std::string> user_defined_symbols;
 };
 
 // Trains a BPE model on `inputs` and writes PREFIX.model and PREFIX.vocab atomically. Training sentences
-// are lines: the lines of text files, and the lines of each JSON document's `text` (blank lines skipped).
+// are lines: the lines of text files, and the lines of each JSON document's `text` (blank lines skipped);
+// text that is not valid UTF-8 is an error naming the file and line.
 // Settings: BPE, vocab_size, character_coverage 0.999, byte_fallback, split_digits, nmt_nfkc without a
 // dummy prefix, pad/bos/eos/unk = 0/1/2/3, hard_vocab_limit false. Returns the number of sentences read.
 int64_t train_sentencepiece(const std::vector<std::string>& inputs, int vocab_size, const std::string& out_prefix,
