@@ -2,6 +2,7 @@
 // writes the artifact, and scores the model rebuilt from it.
 //
 //   trainer --recipe FILE [--set key.path=value ...] [--seed N] [--out DIR] [--dry-run] [--plugin LIB.so]
+//   trainer --resume RUN_DIR [--set train.log_every=N ...]
 #include <dlfcn.h>
 
 #include <cstdio>
@@ -25,6 +26,9 @@ void usage(FILE* to) {
                "  --out DIR         run directory (default runs/<recipe>-<seed>-<time>)\n"
                "  --dry-run         validate, build the model, print a summary with 'params: N', write nothing\n"
                "  --profile FILE    profile steps 6-8: Chrome trace to FILE, top kernels to the log\n"
+               "  --resume RUN_DIR  continue a run from RUN_DIR/checkpoint.bin with RUN_DIR/recipe.json (no --recipe,\n"
+               "                    --out or --seed; --set only for train.log_every, val_every, checkpoint_every,\n"
+               "                    nan_check_every, threads, warmup_steps, warmup_looped_steps)\n"
                "  --plugin LIB.so   load a shared library that registers more components (before validation)\n"
                "  --list            list every registered component by kind and exit\n");
 }
@@ -51,6 +55,7 @@ int main(int argc, char** argv) {
     else if (a == "--out") opt.out_dir = need(i, "--out");
     else if (a == "--dry-run") opt.dry_run = true;
     else if (a == "--profile") opt.profile_path = need(i, "--profile");
+    else if (a == "--resume") opt.resume_dir = need(i, "--resume");
     else if (a == "--plugin") plugins.push_back(need(i, "--plugin"));
     else if (a == "--list") list = true;
     else if (a == "-h" || a == "--help") { usage(stdout); return 0; }
@@ -70,7 +75,11 @@ int main(int argc, char** argv) {
     pgolf::print_components(std::cout);
     return 0;
   }
-  if (opt.recipe.empty()) {
+  if (!opt.resume_dir.empty() && (!opt.recipe.empty() || !opt.out_dir.empty())) {
+    std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe and --out\n");
+    return 2;
+  }
+  if (opt.recipe.empty() && opt.resume_dir.empty()) {
     std::fprintf(stderr, "trainer: --recipe FILE is required\n");
     usage(stderr);
     return 2;

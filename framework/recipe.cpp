@@ -92,6 +92,11 @@ Schema make_recipe_schema() {
   Schema optim;
   optim.component_list("groups", "optimizer", "parameter groups, first match wins")
       .number("grad_clip_norm", 0.0, 0.0, 1e9, "global L2 gradient clip (0 = off)")
+      .boolean("grad_clip_local", false,
+               "clip each rank's own gradient before the cross-rank average (A2, spec 3.6: the update is the mean of "
+               "locally clipped gradients) instead of the averaged one; the same thing with one process")
+      .component_list("averaging", "averager",
+                      "weight averaging and weight hooks, in order: ema, swa, late_qat, magnitude_prune (empty = none)")
       .string_list("control_patterns", {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weight"},
                    "name substrings of control tensors (kept fp32, sent to scalar groups)");
 
@@ -102,7 +107,18 @@ Schema make_recipe_schema() {
       .integer("log_every", 200, 0, 1e12, "progress line every N steps (0 = first 10 and last only)")
       .integer("val_every", 1000, 0, 1e12, "validate every N steps (0 = only at the end)")
       .choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train (auto: cuda when available)")
-      .integer("threads", 0, 0, 1024, "CPU intra-op threads (0 = torch default)");
+      .integer("threads", 0, 0, 1024, "CPU intra-op threads (0 = torch default)")
+      .integer("warmup_steps", 0, 0, 1e9,
+               "real steps at LR scale 1 before training that warm kernels and allocators, then are rolled back "
+               "exactly (weights, optimizer states, loader position, RNG); not an LR warmup (spec 3.3)")
+      .integer("warmup_looped_steps", 0, 0, 1e9,
+               "more rolled-back warmup steps run as if at the end of training (on_train_progress(1)), so what "
+               "switches on late, such as family A's depth loop, is warmed up too")
+      .integer("checkpoint_every", 0, 0, 1e12,
+               "write RUN_DIR/checkpoint.bin every N steps (0 = never); `trainer --resume RUN_DIR` continues from it")
+      .integer("nan_check_every", 100, 0, 1e12,
+               "read the device-side NaN/Inf flag of the loss and gradient norm back every N steps (a host sync), "
+               "besides every log and checkpoint step; 0 = only then. A divergence stops the run at most this late");
 
   Schema eval;
   eval.component("evaluator", "evaluator", "full", "how validation is scored")

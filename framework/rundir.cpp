@@ -20,6 +20,21 @@ RunDir::RunDir(const std::string& path) : path_(path) {
   if (!metrics_) throw std::runtime_error(file("metrics.jsonl") + ": cannot open for writing");
 }
 
+RunDir::RunDir(const std::string& path, int64_t metrics_bytes) : path_(path) {
+  if (!fs::exists(fs::path(path) / "recipe.json"))
+    throw std::runtime_error(path + ": holds no run to resume (no recipe.json); pass the directory a run wrote");
+  std::string metrics;
+  if (fs::exists(file("metrics.jsonl"))) metrics = read_file(file("metrics.jsonl"));
+  if (static_cast<int64_t>(metrics.size()) < metrics_bytes)
+    throw std::runtime_error(file("metrics.jsonl") + ": has " + std::to_string(metrics.size()) +
+                             " bytes, fewer than the " + std::to_string(metrics_bytes) +
+                             " the checkpoint recorded; the run directory was altered, start the run again");
+  write_file_atomic(file("metrics.jsonl"), metrics.substr(0, static_cast<size_t>(metrics_bytes)));
+  metrics_ = std::fopen(file("metrics.jsonl").c_str(), "a");
+  if (!metrics_) throw std::runtime_error(file("metrics.jsonl") + ": cannot open for appending");
+  std::fseek(metrics_, 0, SEEK_END);  // so metrics_bytes() counts from the file's end, not 0
+}
+
 RunDir::~RunDir() {
   if (metrics_) std::fclose(metrics_);
 }
@@ -29,6 +44,8 @@ void RunDir::metric(const Json& record) {
   std::fwrite(line.data(), 1, line.size(), metrics_);
   std::fflush(metrics_);
 }
+
+int64_t RunDir::metrics_bytes() const { return static_cast<int64_t>(std::ftell(metrics_)); }
 
 void RunDir::write_json(const std::string& name, const Json& j) const { write_file_atomic(file(name), j.dump(2) + "\n"); }
 

@@ -1,20 +1,26 @@
 // The Trainer, one run top to bottom:
-//   recipe → build (model, optimizers, schedule, loader, evaluator, byte counter) → step loop
-//   (loader → forward → loss → backward → clip → optimizers → log/validate) → wallclock/step stop
-//   → final evaluation → artifact (quantise, serialise, compress, count code) → reload from the
-//   artifact's bytes alone → evaluate again → summary.json.
+//   recipe (or, with --resume, the run directory's recipe and checkpoint) → build (model, optimizers,
+//   averagers, schedule, loader, evaluator, byte counter) → warmup, rolled back → step loop (loader →
+//   forward → loss → backward → clip → optimizers → averagers → log/validate/checkpoint, NaN guard) →
+//   wallclock/step stop → averaged weights → final evaluation → artifact (prune, quantise, serialise,
+//   compress, count code) → reload from the artifact's bytes alone → evaluate again → summary.json.
 #include "framework/trainer.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include "framework/artifact.h"
+#include "framework/averager.h"
+#include "framework/checkpoint.h"
 #include "framework/comm.h"
 #include "framework/eval.h"
 #include "framework/grad_clip.h"
+#include "framework/guards.h"
 #include "framework/io.h"
 #include "framework/loader.h"
 #include "framework/log.h"
@@ -24,6 +30,7 @@
 #include "framework/registry.h"
 #include "framework/rundir.h"
 #include "framework/shard.h"
+#include "framework/warmup.h"
 
 #ifndef PGOLF_SOURCE_DIR
 #define PGOLF_SOURCE_DIR "."
@@ -166,13 +173,88 @@ EvalResult evaluate(Run& run, LanguageModel& model, Communicator& comm) {
   return EvalResult{sums[0].item<double>(), sums[1].item<double>(), sums[2].item<double>()};
 }
 
+// Gradients averaged over the ranks (a no-op with one process).
+void average_gradients(Communicator& comm, const std::vector<torch::Tensor>& params) {
+  if (comm.world() == 1) return;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    torch::Tensor g = p.grad();
+    comm.all_reduce_sum(g);
+    g.div_(static_cast<double>(comm.world()));
+  }
+}
+
+// Keys `trainer --resume` may change: they steer logging, checking, checkpointing, CPU threads and the
+// warmup (rolled back exactly), never the arithmetic of a training step. Threads may change the order of
+// CPU reductions, so a resume with another thread count is not bit-exact.
+const std::vector<std::string> kResumeKeys = {"train.log_every",     "train.val_every",    "train.checkpoint_every",
+                                              "train.nan_check_every", "train.threads",      "train.warmup_steps",
+                                              "train.warmup_looped_steps"};
+
+Json without_resume_keys(Json recipe) {
+  for (const auto& k : kResumeKeys) recipe["train"].erase(k.substr(6));
+  return recipe;
+}
+
+double json_number(const Json& j) { return j.is_number() ? j.get<double>() : NAN; }  // NaN is written as null
+
+// What --resume continues from: the run directory's resolved recipe (with only kResumeKeys overridable) and
+// its last checkpoint, refused when they do not belong together.
+struct Resume {
+  std::string dir, checkpoint;
+  TrainingState state;
+  Json meta;
+};
+
+Resume prepare_resume(const TrainerOptions& opt, Recipe& recipe, int world) {
+  Resume r;
+  r.dir = opt.resume_dir;
+  if (!fs::is_directory(r.dir)) throw ConfigError("--resume " + r.dir + ": no such run directory");
+  const std::string recipe_path = (fs::path(r.dir) / "recipe.json").string();
+  if (!fs::exists(recipe_path))
+    throw ConfigError("--resume " + r.dir + ": holds no run (no recipe.json); pass the directory a run wrote");
+  if (fs::exists(fs::path(r.dir) / "summary.json"))
+    throw ConfigError("--resume " + r.dir + ": the run is complete (summary.json exists); nothing to resume");
+  r.checkpoint = (fs::path(r.dir) / "checkpoint.bin").string();
+  if (!fs::exists(r.checkpoint))
+    throw ConfigError("--resume " + r.dir + ": no checkpoint.bin (the run stopped before its first checkpoint, or "
+                      "train.checkpoint_every was 0); start the run again");
+  for (const auto& o : opt.overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (std::find(kResumeKeys.begin(), kResumeKeys.end(), key) == kResumeKeys.end())
+      throw ConfigError("--resume: --set " + o + ": '" + key + "' cannot change in a resumed run (it would not "
+                        "continue the same training); the keys that may: " + join_names(kResumeKeys));
+  }
+  Json raw;
+  try {
+    raw = Json::parse(read_file(recipe_path));
+  } catch (const Json::parse_error& e) {
+    throw ConfigError(recipe_path + ": not valid JSON: " + e.what());
+  }
+  recipe = resolve_recipe(raw, recipe_path, opt.overrides);
+  r.state = read_checkpoint(r.checkpoint, &r.meta);
+  const std::string diff = first_difference(without_resume_keys(r.meta.at("recipe")), without_resume_keys(recipe.resolved));
+  if (!diff.empty())
+    throw ConfigError(r.checkpoint + ": was written by another recipe than " + recipe_path + " (" + diff +
+                      ", checkpoint vs recipe); resume with the recipe the checkpoint was written with");
+  if (r.meta.at("world").get<int64_t>() != world)
+    throw ConfigError(r.checkpoint + ": was written by " + std::to_string(r.meta.at("world").get<int64_t>()) +
+                      " process(es), this run has " + std::to_string(world) +
+                      "; the loader positions are per rank, so resume with the same world size");
+  recipe.file = r.meta.at("recipe_file").get<std::string>();
+  return r;
+}
+
 }  // namespace
 
 int run_trainer(const TrainerOptions& opt) {
   LocalCommunicator comm;
   log::set_rank(comm.rank());
   Run run;
-  run.recipe = load_recipe(opt.recipe, opt.overrides);
+  const bool resuming = !opt.resume_dir.empty();
+  Resume resume;
+  if (resuming) resume = prepare_resume(opt, run.recipe, comm.world());
+  else run.recipe = load_recipe(opt.recipe, opt.overrides);
   const Config root = run.recipe.root(), data = root.sub("data"), train = root.sub("train");
   const int64_t seed = root.i("seed");
   if (train.i("threads") > 0) torch::set_num_threads(static_cast<int>(train.i("threads")));
@@ -183,6 +265,8 @@ int run_trainer(const TrainerOptions& opt) {
   run.model = build_model(run.recipe, run.device);
   run.params = count_parameters(*run.model);
   run.optimizers = build_optimizers(root.sub("optim"), named_params(*run.model));
+  std::vector<std::shared_ptr<Averager>> averagers;
+  for (const auto& a : root.sub("optim").list("averaging")) averagers.push_back(AveragerRegistry::get().build(a));
   run.schedule = ScheduleRegistry::get().build(root.sub("schedule"));
   const Config eval_cfg = root.sub("eval"), art_cfg = root.sub("artifact");
   run.evaluator = EvaluatorRegistry::get().build(eval_cfg.sub("evaluator"));
@@ -231,37 +315,119 @@ int run_trainer(const TrainerOptions& opt) {
                              comm.rank(), static_cast<int>(world)};
 
   // ---- run directory ----
-  const std::string out = opt.out_dir.empty() ? default_run_dir(run.recipe.file, seed) : opt.out_dir;
-  RunDir dir(out);
-  dir.write_json("recipe.json", run.recipe.resolved);
+  const std::string out = resuming ? resume.dir : opt.out_dir.empty() ? default_run_dir(run.recipe.file, seed) : opt.out_dir;
+  std::unique_ptr<RunDir> dir_owner = resuming ? std::make_unique<RunDir>(out, resume.meta.at("metrics_bytes").get<int64_t>())
+                                               : std::make_unique<RunDir>(out);
+  RunDir& dir = *dir_owner;
+  if (!resuming || !opt.overrides.empty()) dir.write_json("recipe.json", run.recipe.resolved);
   log::to_file(dir.file("train.log"));
   log::info("run directory: " + out);
   log::info(strf("train shards: %zu  val tokens: %lld  batch: %lld tokens (%lld x %lld micro-steps/rank)",
                  lctx.files.size(), (long long)(run.val.tokens.numel() - 1), (long long)batch_tokens,
                  (long long)local_tokens, (long long)accum));
 
-  // ---- the step loop ----
-  const int64_t iterations = train.i("iterations"), log_every = train.i("log_every"), val_every = train.i("val_every");
-  const double cap_ms = 1000.0 * train.f("max_wallclock_seconds");
-  const double budget_ms = cap_ms > 0 ? std::max(0.0, cap_ms - 1000.0 * train.f("wallclock_reserve_seconds")) : 0.0;
-  const double clip = root.sub("optim").f("grad_clip_norm");
+  // ---- one training step (also what the warmup runs) ----
+  const Config optim_cfg = root.sub("optim");
+  const double clip = optim_cfg.f("grad_clip_norm");
+  const bool clip_local = optim_cfg.b("grad_clip_local");
   std::vector<torch::Tensor> all_params;
   for (const auto& p : run.model->parameters()) all_params.push_back(p);
+  // Fault injection for the guard's end-to-end test: PGOLF_INJECT_NAN_AT_STEP=N makes step N's loss NaN.
+  const char* inject_env = std::getenv("PGOLF_INJECT_NAN_AT_STEP");
+  const int64_t inject_nan_at = inject_env ? std::atoll(inject_env) : -1;
+  // Returns the mean loss and the gradient norm (before clipping), both 0-d device tensors.
+  auto train_step = [&](double scale, int64_t step, bool inject_nan) -> std::pair<torch::Tensor, torch::Tensor> {
+    for (auto& p : all_params) p.mutable_grad() = torch::Tensor();
+    auto train_loss = torch::zeros({}, torch::TensorOptions().device(run.device));
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      Batch b = run.loader->next();
+      const bool pin = run.device.is_cuda();
+      auto x = (pin ? b.x.pin_memory() : b.x).to(run.device, /*non_blocking=*/true);
+      auto y = (pin ? b.y.pin_memory() : b.y).to(run.device, /*non_blocking=*/true);
+      auto cu = b.cu_seqlens.defined() ? b.cu_seqlens.to(run.device) : torch::Tensor();  // packed documents
+      auto loss = run.model->loss(x, y, cu, b.max_seqlen);
+      if (inject_nan) loss = loss * std::numeric_limits<float>::quiet_NaN();
+      train_loss += loss.detach();
+      (accum > 1 ? loss / static_cast<double>(accum) : loss).backward();
+    }
+    if (accum > 1) train_loss /= static_cast<double>(accum);
+    torch::Tensor norm;
+    if (clip > 0 && clip_local) norm = clip_grad_norm(all_params, clip);  // A2: each rank clips its own
+    average_gradients(comm, all_params);
+    if (clip > 0 && !clip_local) norm = clip_grad_norm(all_params, clip);
+    if (!norm.defined()) norm = global_grad_norm(all_params);  // for the non-finite guard
+    for (auto& o : run.optimizers) o->step(scale, step);
+    return {train_loss, norm};
+  };
+
+  // ---- warmup, rolled back; then the averagers start; a resumed run then loads its checkpoint ----
+  run.model->train();
+  if (const int64_t ws = train.i("warmup_steps"), wl = train.i("warmup_looped_steps"); ws + wl > 0) {
+    const std::vector<std::shared_ptr<Averager>> none;
+    auto tw = Clock::now();
+    warmup_and_rollback(TrainingParts{*run.model, run.optimizers, *run.loader, none}, ws, wl,
+                        [&] { train_step(1.0, 0, false); });
+    sync(run.device);
+    log::info(strf("warmup: %lld steps + %lld looped in %.0fms, rolled back (weights, optimizer states, loader, RNG)",
+                   (long long)ws, (long long)wl, std::chrono::duration<double, std::milli>(Clock::now() - tw).count()));
+  }
+  for (auto& a : averagers) a->begin(*run.model);
+  const TrainingParts parts{*run.model, run.optimizers, *run.loader, averagers};
+
+  // ---- the step loop ----
+  const int64_t iterations = train.i("iterations"), log_every = train.i("log_every"), val_every = train.i("val_every");
+  const int64_t checkpoint_every = train.i("checkpoint_every"), nan_check_every = train.i("nan_check_every");
+  const double cap_ms = 1000.0 * train.f("max_wallclock_seconds");
+  const double budget_ms = cap_ms > 0 ? std::max(0.0, cap_ms - 1000.0 * train.f("wallclock_reserve_seconds")) : 0.0;
+  const std::string checkpoint_file = dir.file("checkpoint.bin");
 
   Json summary = Json::object();
   double train_ms = 0;
-  int64_t step = 0, stop_after = -1;
+  int64_t step = 0, stop_after = -1, last_checkpoint = -1;
   double last_loss = NAN, first_loss = NAN;
   EvalResult last_eval;
-  run.model->train();
+  if (resuming) {
+    restore_state(parts, resume.state, resume.checkpoint);
+    resume.state = TrainingState();  // the host copy is no longer needed
+    step = resume.meta.at("step").get<int64_t>();
+    train_ms = resume.meta.at("train_ms").get<double>();
+    stop_after = resume.meta.at("stop_after").get<int64_t>();
+    first_loss = json_number(resume.meta.at("first_loss"));
+    last_loss = json_number(resume.meta.at("last_loss"));
+    last_checkpoint = step;
+    for (const auto& entry : fs::directory_iterator(out))  // temp files of a checkpoint write that was killed
+      if (entry.path().filename().string().rfind("checkpoint.bin.tmp.", 0) == 0) fs::remove(entry.path());
+    log::info(strf("resumed from %s at step %lld/%lld (train_time %.0fms)", resume.checkpoint.c_str(), (long long)step,
+                   (long long)iterations, train_ms));
+  }
+
   std::unique_ptr<StepProfiler> profiler;
-  if (!opt.profile_path.empty()) profiler = std::make_unique<StepProfiler>(opt.profile_path, 6, 3);
+  if (!opt.profile_path.empty()) profiler = std::make_unique<StepProfiler>(opt.profile_path, step + 6, 3);
+  NonFiniteGuard guard(run.device);
+  auto check_finite = [&](int64_t now) {  // a host sync: only at log, checkpoint, nan_check_every and end steps
+    auto bad = torch::tensor({static_cast<double>(guard.first_bad_step())}, torch::kFloat64);
+    comm.all_reduce_max(bad);
+    const auto first = static_cast<int64_t>(bad.item<double>());
+    if (first < 0) return;
+    const std::string ckpt = last_checkpoint >= 0
+                                 ? strf("the last good checkpoint is %s (step %lld; resume with `trainer --resume %s`)",
+                                        checkpoint_file.c_str(), (long long)last_checkpoint, out.c_str())
+                                 : std::string("there is no checkpoint of this run (train.checkpoint_every is 0 or none was due yet)");
+    throw std::runtime_error(strf("training diverged: the loss or the gradient norm was NaN/Inf at step %lld "
+                                  "(noticed at step %lld); %s; lower the learning rates or check the data",
+                                  (long long)first, (long long)now, ckpt.c_str()));
+  };
+
   sync(run.device);
   auto t0 = Clock::now();
   auto since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
 
   while (true) {
     const bool last = step == iterations || (stop_after >= 0 && step >= stop_after);
+    if (last) {
+      check_finite(step);
+      for (auto& a : averagers) a->finish(*run.model);  // EMA/SWA: the weights evaluated and exported
+    }
     if (last || (val_every > 0 && step % val_every == 0 && step > 0)) {
       sync(run.device);
       train_ms += since(t0);
@@ -279,35 +445,23 @@ int run_trainer(const TrainerOptions& opt) {
     Progress progress{step, iterations, train_ms + since(t0), budget_ms};
     const double scale = run.schedule->lr_scale(progress);
     run.model->on_train_progress(progress.fraction());
+    for (auto& a : averagers) a->before_step(*run.model, scale, step);
     if (profiler) profiler->before_step(step + 1);
-    for (auto& p : all_params) p.mutable_grad() = torch::Tensor();
-    auto train_loss = torch::zeros({}, torch::TensorOptions().device(run.device));
-    for (int64_t micro = 0; micro < accum; ++micro) {
-      Batch b = run.loader->next();
-      const bool pin = run.device.is_cuda();
-      auto x = (pin ? b.x.pin_memory() : b.x).to(run.device, /*non_blocking=*/true);
-      auto y = (pin ? b.y.pin_memory() : b.y).to(run.device, /*non_blocking=*/true);
-      auto cu = b.cu_seqlens.defined() ? b.cu_seqlens.to(run.device) : torch::Tensor();  // packed documents
-      auto loss = run.model->loss(x, y, cu, b.max_seqlen);
-      train_loss += loss.detach();
-      (accum > 1 ? loss / static_cast<double>(accum) : loss).backward();
-    }
-    if (accum > 1) train_loss /= static_cast<double>(accum);
-    if (clip > 0) clip_grad_norm(all_params, clip);
-    for (auto& o : run.optimizers) o->step(scale, step);
+    const auto [train_loss, grad_norm] = train_step(scale, step, step + 1 == inject_nan_at);
     ++step;
     if (profiler) profiler->after_step(step);
+    guard.observe(train_loss, grad_norm, step);
+    for (auto& a : averagers) a->after_step(*run.model, scale, step);
 
     const double now_ms = train_ms + since(t0);
     const bool reached = budget_ms > 0 && now_ms >= budget_ms;
     const bool log_now = log_every > 0 ? (step <= 10 || step % log_every == 0 || reached)
                                        : (step <= 10 || step == iterations || reached);
-    if (log_now) {  // the only host sync in the loop: reading the loss back for the log line
+    const bool checkpoint_now = checkpoint_every > 0 && step % checkpoint_every == 0;
+    if (log_now || checkpoint_now || (nan_check_every > 0 && step % nan_check_every == 0)) check_finite(step);
+    if (log_now) {  // a host sync besides the guard's: reading the loss back for the log line
       last_loss = train_loss.item<double>();
       if (std::isnan(first_loss)) first_loss = last_loss;
-      if (!std::isfinite(last_loss))
-        throw std::runtime_error(strf("training diverged: loss is %f at step %lld; lower the learning rates or "
-                                      "check the data", last_loss, (long long)step));
       const double tps = static_cast<double>(step) * batch_tokens / (now_ms / 1000.0);
       const double per_step_ms = now_ms / step;
       double eta_ms = (iterations - step) * per_step_ms;
@@ -322,6 +476,21 @@ int run_trainer(const TrainerOptions& opt) {
       auto flag = torch::tensor({1.0});
       comm.all_reduce_max(flag);
       stop_after = step;
+    }
+    if (checkpoint_now) {  // the write pauses the training clock, as evaluation does
+      sync(run.device);
+      train_ms += since(t0);
+      const auto tc = Clock::now();
+      const Json meta = {{"step", step},          {"train_ms", train_ms},        {"stop_after", stop_after},
+                         {"first_loss", first_loss}, {"last_loss", last_loss},    {"world", world},
+                         {"recipe_file", run.recipe.file}, {"metrics_bytes", dir.metrics_bytes()},
+                         {"recipe", run.recipe.resolved}};
+      if (comm.rank() == 0) write_checkpoint(checkpoint_file, capture_state(parts), meta);
+      comm.barrier();
+      last_checkpoint = step;
+      log::info(strf("checkpoint: step %lld -> %s (%.0fms)", (long long)step, checkpoint_file.c_str(), since(tc)));
+      sync(run.device);
+      t0 = Clock::now();
     }
   }
   const double tokens_per_second = train_ms > 0 ? static_cast<double>(step) * batch_tokens / (train_ms / 1000.0) : 0.0;
@@ -347,6 +516,7 @@ int run_trainer(const TrainerOptions& opt) {
   // ---- the artifact: quantise → serialise → compress; then score the model rebuilt from its bytes ----
   if (art_cfg.b("enabled")) {
     const std::string path = dir.file("artifact.bin");
+    for (auto& a : averagers) a->before_export(*run.model);  // pruning
     if (comm.rank() == 0) {
       QuantizedState q = run.quantizer->quantize(model_state(*run.model));
       write_file_atomic(path, run.compressor->compress(serialize_state(q)));

@@ -16,6 +16,9 @@ struct TrainerOptions {
   std::string out_dir;
   bool dry_run = false;
   std::string profile_path;  // --profile: Chrome trace of a few steps plus a kernel-time table
+  // --resume: continue the run in this directory from its checkpoint.bin, with its recipe.json; `overrides`
+  // may then only name the keys that do not change training (see kResumeKeys in trainer.cpp).
+  std::string resume_dir;
 };
 
 // Runs (or, with dry_run, validates and summarises) one training run. Returns the process exit code.

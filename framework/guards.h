@@ -1,0 +1,29 @@
+// The non-finite guard: notices a NaN/Inf training loss or gradient norm without reading anything back to
+// the host per step. observe() folds each step into a device-side "first bad step" (-1 while all is well);
+// first_bad_step() is the one host sync, which the Trainer does only at its log, checkpoint and
+// train.nan_check_every boundaries and at the end of training. A divergence is therefore reported at most
+// that many steps late, and never after a checkpoint that holds it (every checkpoint is checked first).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace pgolf {
+
+class NonFiniteGuard {
+ public:
+  explicit NonFiniteGuard(torch::Device device);
+  // `loss` and `grad_norm` are 0-d tensors of step `step` (either may be undefined to skip it).
+  void observe(const torch::Tensor& loss, const torch::Tensor& grad_norm, int64_t step);
+  // Host sync: the first step observed with a non-finite value, or -1.
+  int64_t first_bad_step() const;
+
+ private:
+  torch::Tensor first_bad_;  // int64, 0-d, on the device
+};
+
+// ‖g‖₂ over every defined gradient, fp32 0-d device tensor, without a host sync (zero when none).
+torch::Tensor global_grad_norm(const std::vector<torch::Tensor>& params);
+
+}  // namespace pgolf
