@@ -1,5 +1,6 @@
 #include "framework/profiler.h"
 
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <algorithm>
@@ -22,23 +23,61 @@ std::set<ActivityType> activities() {
 }
 }  // namespace
 
-StepProfiler::StepProfiler(std::string trace_path, int64_t first, int64_t count)
-    : path_(std::move(trace_path)), first_(first), count_(count) {}
+StepProfiler::StepProfiler(std::string trace_path, int64_t first, int64_t count, c10::Device device)
+    : path_(std::move(trace_path)), first_(first), count_(count), device_(device) {}
 
 StepProfiler::~StepProfiler() {
   if (active_) prof::disableProfiler();
 }
 
 void StepProfiler::before_step(int64_t step) {
-  if (done_ || active_ || step != first_) return;
-  ProfilerConfig cfg(ProfilerState::KINETO);
-  prof::prepareProfiler(cfg, activities());
-  prof::enableProfiler(cfg, activities());
-  active_ = true;
+  if (!done_ && !active_ && step == first_) {
+    ProfilerConfig cfg(ProfilerState::KINETO);
+    prof::prepareProfiler(cfg, activities());
+    prof::enableProfiler(cfg, activities());
+    active_ = true;
+  }
+  mark("");
 }
 
+void StepProfiler::mark(const std::string& name) {
+  if (!active_) return;
+  Mark m{name, nullptr, std::chrono::steady_clock::now()};
+  if (device_.is_cuda()) {  // BACKEND_DEFAULT: an event with timing, recorded on the current stream
+    m.event = std::make_shared<c10::Event>(c10::DeviceType::CUDA, c10::EventFlag::BACKEND_DEFAULT);
+    c10::impl::VirtualGuardImpl impl(c10::DeviceType::CUDA);
+    m.event->record(impl.getStream(device_));
+  }
+  marks_.push_back(std::move(m));
+}
+
+void StepProfiler::phase_table() {
+  // Each named mark closes the interval since the previous mark; intervals that start a step are the gaps
+  // between steps (logging, averaging, guards) and are reported as such.
+  std::vector<std::pair<std::string, double>> rows;
+  double total = 0;
+  for (size_t i = 1; i < marks_.size(); ++i) {
+    const auto& a = marks_[i - 1];
+    const auto& b = marks_[i];
+    const double ms = a.event ? a.event->elapsedTime(*b.event)
+                              : std::chrono::duration<double, std::milli>(b.wall - a.wall).count();
+    const std::string name = b.name.empty() ? "between steps" : b.name;
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.first == name; });
+    if (it == rows.end()) rows.emplace_back(name, ms);
+    else it->second += ms;
+    total += ms;
+  }
+  if (rows.empty()) return;
+  log::info(strf("profile: step phases (%s time), %.1f ms per step", device_.is_cuda() ? "device" : "wall",
+                 total / count_));
+  for (const auto& [name, ms] : rows)
+    log::info(strf("  %8.2f ms/step %5.1f%%  %s", ms / count_, 100.0 * ms / std::max(total, 1e-9), name.c_str()));
+}
 void StepProfiler::after_step(int64_t step) {
-  if (active_ && step >= first_ + count_ - 1) finish();
+  if (active_ && step >= first_ + count_ - 1) {
+    mark("");
+    finish();
+  }
 }
 
 void StepProfiler::finish() {
@@ -47,6 +86,7 @@ void StepProfiler::finish() {
   active_ = false;
   done_ = true;
   result->save(path_);
+  phase_table();
   // Device time by kernel name (CUDA events), else CPU op time: the top of the bill.
   const bool cuda = torch::cuda::is_available();
   std::map<std::string, std::pair<double, int64_t>> by_name;

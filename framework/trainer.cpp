@@ -336,6 +336,13 @@ int run_trainer(const TrainerOptions& opt) {
   const char* inject_env = std::getenv("PGOLF_INJECT_NAN_AT_STEP");
   const int64_t inject_nan_at = inject_env ? std::atoll(inject_env) : -1;
   // Returns the mean loss and the gradient norm (before clipping), both 0-d device tensors.
+  std::unique_ptr<StepProfiler> profiler;  // made once the start step is known (after warmup or resume)
+  std::vector<std::string> optimizer_phase;
+  for (size_t i = 0; i < run.optimizers.size(); ++i)
+    optimizer_phase.push_back(strf("optimizer groups[%zu] %s", i, root.sub("optim").list("groups")[i].name().c_str()));
+  auto mark = [&](const std::string& phase) {
+    if (profiler) profiler->mark(phase);
+  };
   auto train_step = [&](double scale, int64_t step, bool inject_nan) -> std::pair<torch::Tensor, torch::Tensor> {
     for (auto& p : all_params) p.mutable_grad() = torch::Tensor();
     auto train_loss = torch::zeros({}, torch::TensorOptions().device(run.device));
@@ -350,13 +357,18 @@ int run_trainer(const TrainerOptions& opt) {
       train_loss += loss.detach();
       (accum > 1 ? loss / static_cast<double>(accum) : loss).backward();
     }
+    mark("forward + backward");
     if (accum > 1) train_loss /= static_cast<double>(accum);
     torch::Tensor norm;
     if (clip > 0 && clip_local) norm = clip_grad_norm(all_params, clip);  // A2: each rank clips its own
     average_gradients(comm, all_params);
     if (clip > 0 && !clip_local) norm = clip_grad_norm(all_params, clip);
     if (!norm.defined()) norm = global_grad_norm(all_params);  // for the non-finite guard
-    for (auto& o : run.optimizers) o->step(scale, step);
+    mark("gradient norm, clip, all-reduce");
+    for (size_t i = 0; i < run.optimizers.size(); ++i) {
+      run.optimizers[i]->step(scale, step);
+      mark(optimizer_phase[i]);
+    }
     return {train_loss, norm};
   };
 
@@ -401,8 +413,7 @@ int run_trainer(const TrainerOptions& opt) {
                    (long long)iterations, train_ms));
   }
 
-  std::unique_ptr<StepProfiler> profiler;
-  if (!opt.profile_path.empty()) profiler = std::make_unique<StepProfiler>(opt.profile_path, step + 6, 3);
+  if (!opt.profile_path.empty()) profiler = std::make_unique<StepProfiler>(opt.profile_path, step + 6, 3, run.device);
   NonFiniteGuard guard(run.device);
   auto check_finite = [&](int64_t now) {  // a host sync: only at log, checkpoint, nan_check_every and end steps
     auto bad = torch::tensor({static_cast<double>(guard.first_bad_step())}, torch::kFloat64);

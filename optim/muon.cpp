@@ -1,5 +1,7 @@
 // Muon (spec §4.2): momentum SGD whose update is orthogonalised by Newton–Schulz, per matrix. 2-D
 // parameters are one matrix; 3-D "banked" parameters (B, rows, cols) are B matrices updated independently.
+// Matrices of the same shape are orthogonalised together as one batch (one bank per shape), which is the
+// same arithmetic per matrix in a handful of batched GEMMs instead of a few per matrix.
 #include <algorithm>
 #include <cmath>
 
@@ -32,6 +34,18 @@ class Muon : public Optimizer {
                           p.name + "' has " + std::to_string(p.param.dim()) +
                           " dimensions; set params.min_ndim/max_ndim to 2 (or 3) or send it to an adam group");
       bufs_.push_back(torch::zeros_like(p.param, p.param.options().dtype(momentum_dtype_)));
+      // 2-D matrices of one shape share a Newton-Schulz batch; a 3-D bank is a batch of its own.
+      if (p.param.dim() == 2) {
+        auto it = std::find_if(batches_.begin(), batches_.end(), [&](const std::vector<size_t>& b) {
+          const auto& q = params_[b.front()].param;
+          return q.dim() == 2 && q.sizes() == p.param.sizes() && q.device() == p.param.device();
+        });
+        if (it != batches_.end()) {
+          it->push_back(bufs_.size() - 1);
+          continue;
+        }
+      }
+      batches_.push_back({bufs_.size() - 1});
     }
   }
 
@@ -44,19 +58,28 @@ class Muon : public Optimizer {
   void step(double lr_scale, int64_t step) override {
     torch::NoGradGuard no_grad;
     const double lr = lr_ * lr_scale, mu = momentum_at(step);
-    for (size_t i = 0; i < params_.size(); ++i) {
-      torch::Tensor p = params_[i].param;
-      const torch::Tensor g = p.grad();
-      if (!g.defined()) continue;  // not in this step's graph: leave weight and momentum alone
-      torch::Tensor& buf = bufs_[i];
-      buf.mul_(mu).add_(g.to(momentum_dtype_));
-      torch::Tensor u = nesterov_ ? g.to(momentum_dtype_).add(buf, mu) : buf;
+    for (const auto& batch : batches_) {
+      std::vector<size_t> live;  // a parameter not in this step's graph keeps its weight and momentum
+      std::vector<torch::Tensor> updates;
+      for (size_t i : batch) {
+        const torch::Tensor g = params_[i].param.grad();
+        if (!g.defined()) continue;
+        torch::Tensor& buf = bufs_[i];
+        buf.mul_(mu).add_(g.to(momentum_dtype_));
+        updates.push_back(nesterov_ ? g.to(momentum_dtype_).add(buf, mu) : buf);
+        live.push_back(i);
+      }
+      if (live.empty()) continue;
+      torch::Tensor u = live.size() == 1 ? updates[0] : torch::stack(updates);
       if (row_normalize_)  // MuonEq-R: every row to unit L2 norm before orthogonalising
         u = u / torch::linalg_vector_norm(u, 2, {-1}, /*keepdim=*/true).clamp_min(1e-7);
       const torch::Tensor x = zeropower(u, backend_steps_, coefficients_, ns_dtype_);
-      const double s = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
-      if (weight_decay_ != 0) p.mul_(1.0 - lr * weight_decay_);  // decoupled, with the scheduled lr
-      p.add_(x.to(p.scalar_type()), -lr * s);
+      for (size_t j = 0; j < live.size(); ++j) {
+        torch::Tensor p = params_[live[j]].param;
+        const double s = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
+        if (weight_decay_ != 0) p.mul_(1.0 - lr * weight_decay_);  // decoupled, with the scheduled lr
+        p.add_((live.size() == 1 ? x : x[j]).to(p.scalar_type()), -lr * s);
+      }
     }
   }
 
@@ -94,6 +117,7 @@ class Muon : public Optimizer {
   double weight_decay_;
   torch::ScalarType ns_dtype_, momentum_dtype_;
   std::vector<torch::Tensor> bufs_;
+  std::vector<std::vector<size_t>> batches_;  // indices into params_, orthogonalised together
 };
 
 Schema muon_schema() {

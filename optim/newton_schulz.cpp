@@ -30,11 +30,14 @@ torch::Tensor zeropower(const torch::Tensor& G, int64_t steps, const std::vector
   X = X / (torch::linalg_vector_norm(X, 2, {-2, -1}, /*keepdim=*/true) + 1e-7);
   const bool transposed = G.size(-2) > G.size(-1);
   if (transposed) X = X.mT();  // XXᵀ is then the smaller Gram matrix
+  // bA + cA² and aX + BX as GEMMs with a scaled accumulator (addmm/baddbmm): the sums happen in the GEMM's
+  // fp32 epilogue, so each step is three kernels instead of seven.
+  const bool batched = X.dim() == 3;
   for (int64_t i = 0; i < steps; ++i) {
     const NsCoefficients& k = ns_step_coefficients(coefficients, i);
     const torch::Tensor A = torch::matmul(X, X.mT());
-    const torch::Tensor B = k.b * A + k.c * torch::matmul(A, A);
-    X = k.a * X + torch::matmul(B, X);
+    const torch::Tensor B = batched ? torch::baddbmm(A, A, A, k.b, k.c) : torch::addmm(A, A, A, k.b, k.c);
+    X = batched ? torch::baddbmm(X, B, X, k.a, 1.0) : torch::addmm(X, B, X, k.a, 1.0);
   }
   return transposed ? X.mT() : X;
 }

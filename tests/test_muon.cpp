@@ -98,6 +98,41 @@ TEST(Muon, BankSlicesUpdateLikeSeparateMatrices) {
   expect_close(bank.detach()[1], b.detach(), 1e-6);
 }
 
+TEST(Muon, SameShapeMatricesInOneGroupUpdateLikeSeparateOptimizers) {
+  // One optimizer over three 3x2 matrices (one Newton-Schulz batch), a 2x4 and a 2x3x2 bank, against one
+  // optimizer per matrix; the matrix without a gradient in step 1 keeps its weight and momentum.
+  torch::manual_seed(9);
+  std::vector<torch::Tensor> ws = {torch::randn({3, 2}), torch::randn({3, 2}), torch::randn({2, 4}),
+                                   torch::randn({3, 2}), torch::randn({2, 3, 2})};
+  std::vector<torch::Tensor> together, alone;
+  std::vector<NamedParam> named;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    together.push_back(ws[i].clone().requires_grad_());
+    alone.push_back(ws[i].clone().requires_grad_());
+    named.push_back({"w" + std::to_string(i), together.back()});
+  }
+  const Json cfg = {{"name", "muon"}, {"ns_dtype", "fp32"}, {"row_normalize", true}, {"weight_decay", 0.1},
+                    {"coefficients", "polar_express"}};
+  auto group = make_opt(cfg, named);
+  std::vector<std::shared_ptr<Optimizer>> singles;
+  for (size_t i = 0; i < ws.size(); ++i) singles.push_back(make_opt(cfg, {{"w", alone[i]}}));
+  for (int64_t step = 0; step < 3; ++step) {
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const bool skip = step == 1 && i == 1;
+      auto g = skip ? torch::Tensor() : torch::randn(ws[i].sizes()) * static_cast<double>(i + 1);
+      together[i].mutable_grad() = skip ? g : g.clone();
+      alone[i].mutable_grad() = skip ? g : g.clone();
+    }
+    group->step(0.5, step);
+    for (auto& o : singles) o->step(0.5, step);
+  }
+  for (size_t i = 0; i < ws.size(); ++i) {
+    SCOPED_TRACE("w" + std::to_string(i));
+    expect_close(together[i].detach(), alone[i].detach(), 1e-6);
+    EXPECT_FALSE(torch::equal(together[i].detach(), ws[i])) << "never updated";
+  }
+}
+
 TEST(Muon, RejectsVectorsAndSkipsParamsWithoutGrad) {
   try {
     make_opt({{"name", "muon"}}, {{"blocks.0.attn_scale", torch::zeros({4}, torch::requires_grad())}});

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "framework/config.h"
 #include "framework/io.h"
@@ -119,6 +121,36 @@ TEST(TrainerE2E, ShortRunLearnsAndWritesTheRunDirectory) {
   // The same --out again is refused: a run directory is never overwritten.
   EXPECT_NE(run("--recipe recipes/default.json --set train.iterations=1 --out " + out).code, 0);
   fs::remove_all(out);
+}
+
+// --profile: steps 6-8 are traced; the step is split into the phases the trainer marks, one line per
+// optimizer group of the recipe, and the phase shares add up to the whole step.
+TEST(TrainerE2E, ProfileSplitsTheStepIntoPhases) {
+  ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";
+  const std::string out = temp_dir("profile");
+  const std::string trace = out + ".trace.json";
+  auto r = run("--recipe recipes/default.json --set train.iterations=9 --set train.val_every=0 "
+               "--set data.val_max_tokens=4096 --set artifact.enabled=false --set train.threads=1 --profile " + trace +
+               " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(trace));
+  const auto at = r.out.find("profile: step phases");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const Json recipe = Json::parse(read_file(out + "/recipe.json"));
+  std::vector<std::string> phases = {"forward + backward", "gradient norm, clip, all-reduce", "between steps"};
+  for (size_t i = 0; i < recipe["optim"]["groups"].size(); ++i)
+    phases.push_back("optimizer groups[" + std::to_string(i) + "] " + recipe["optim"]["groups"][i]["name"].get<std::string>());
+  double share = 0;
+  for (const auto& p : phases) {
+    const auto line = r.out.find("%  " + p + "\n", at);
+    ASSERT_NE(line, std::string::npos) << "no phase '" << p << "' in:\n" << r.out.substr(at);
+    const auto pct_end = r.out.rfind('%', line);
+    const auto pct_start = r.out.rfind(' ', pct_end - 1) + 1;
+    share += std::stod(r.out.substr(pct_start, pct_end - pct_start));
+  }
+  EXPECT_NEAR(share, 100.0, 0.5);
+  fs::remove_all(out);
+  fs::remove(trace);
 }
 
 }  // namespace
