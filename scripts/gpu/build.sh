@@ -13,4 +13,5 @@ if [ -n "$(lib libbrotlienc)" ] && [ -n "$(lib libbrotlidec)" ]; then
 fi
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DPGOLF_CUDA=ON \
   -DLIBLZMA_INCLUDE_DIR="$PWD/.gpu/prefix/usr/include" -DLIBLZMA_LIBRARY="$(lib liblzma)" "${extra[@]}" >/dev/null
-cmake --build build-gpu -j "$(nproc)" --target trainer pgolf-data pgolf_tests
+# TARGETS: what to build (default everything the benchmarks and the GPU tests need).
+cmake --build build-gpu -j "$(nproc)" --target ${TARGETS:-trainer pgolf-data pgolf_tests}
