@@ -13,21 +13,14 @@
 #include "framework/recipe.h"
 #include "framework/shard.h"
 #include "framework/warmup.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("pgolf_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 // A small GPT with family A's segment loop (on from training fraction 0.5), Muon with bf16 momentum on
 // the matrices, Adam on the rest, an EMA, and a token_stream loader over two random shards.

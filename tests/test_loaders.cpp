@@ -10,21 +10,14 @@
 
 #include "framework/loader.h"
 #include "framework/shard.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("pgolf_loaders_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 std::shared_ptr<TrainLoader> make_loader(const std::string& name, const LoaderContext& ctx, Json keys = Json::object()) {
   const Schema* schema = SchemaCatalog::get().find("loader", name);

@@ -20,6 +20,7 @@
 #include "tokenizers/cap_tokenizer.h"
 #include "tokenizers/caseops.h"
 #include "tokenizers/sentencepiece_model.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 
@@ -27,22 +28,9 @@ namespace {
 
 const std::string kBin = std::string(PGOLF_BIN_DIR) + "/pgolf-data";
 
-struct RunResult {
-  int rc = -1;
-  std::string out;  // stdout and stderr together
-};
+using RunResult = pgolf::testing::CommandResult;
 
-RunResult run(const std::string& args) {
-  RunResult r;
-  FILE* p = ::popen((kBin + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+RunResult run(const std::string& args) { return pgolf::testing::run_command(kBin + " " + args); }
 
 // Deterministic documents: several lines of words and numbers, some non-ASCII, some empty.
 std::vector<std::string> make_docs(int n, uint32_t seed) {
@@ -105,7 +93,7 @@ class PgolfData : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(fs::exists(kBin)) << kBin << " is missing: build it (ninja pgolf-data)";
-    ASSERT_EQ(train_rc_.rc, 0) << train_rc_.out;
+    ASSERT_EQ(train_rc_.code, 0) << train_rc_.out;
   }
 
   static std::string model() { return dir_ + "/tok/sp.model"; }
@@ -157,7 +145,7 @@ TEST_F(PgolfData, PrepareWritesBosPlusIdsPerDocument) {
   const std::string out = dir_ + "/p1";
   const RunResult r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/train.jsonl --val " + dir_ +
                     "/val.jsonl --out " + out + " --prefix t --shard-tokens 500 --threads 1");
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   const auto want_train = expected_stream(train_docs_), want_val = expected_stream(val_docs_);
   const auto train = read_split(out, "t", "train", 500), val = read_split(out, "t", "val", 500);
   EXPECT_EQ(train, want_train);
@@ -182,9 +170,9 @@ TEST_F(PgolfData, OutputDoesNotDependOnThreads) {
   const RunResult a = run(common + dir_ + "/t1 --threads 1");
   const RunResult b = run(common + dir_ + "/t2 --threads 2");
   const RunResult c = run(common + dir_ + "/t3 --threads 3");
-  ASSERT_EQ(a.rc, 0) << a.out;
-  ASSERT_EQ(b.rc, 0) << b.out;
-  ASSERT_EQ(c.rc, 0) << c.out;
+  ASSERT_EQ(a.code, 0) << a.out;
+  ASSERT_EQ(b.code, 0) << b.out;
+  ASSERT_EQ(c.code, 0) << c.out;
   const auto names = list_dir(dir_ + "/t1");
   ASSERT_GT(names.size(), 3u);
   EXPECT_EQ(list_dir(dir_ + "/t2"), names);
@@ -212,7 +200,7 @@ TEST_F(PgolfData, XzInputGivesTheSameShards) {
   pgolf::write_file_atomic(dir_ + "/val.jsonl.xz", xz);
   const RunResult r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/val.jsonl.xz --val " + dir_ +
                     "/val.jsonl.xz --out " + dir_ + "/xz --threads 2");
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(list_dir(dir_ + "/xz"), (std::vector<std::string>{"fineweb_train_000000.bin", "fineweb_val_000000.bin"}));
   EXPECT_EQ(read_split(dir_ + "/xz", "fineweb", "train", 100000000), expected_stream(val_docs_));
 }
@@ -223,14 +211,14 @@ TEST_F(PgolfData, BadJsonLineNamesFileAndLineAndLeavesNothing) {
   const std::string out = dir_ + "/bad_out";
   RunResult r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/train.jsonl " + dir_ + "/bad.jsonl --val " +
               dir_ + "/val.jsonl --out " + out + " --threads 2 --shard-tokens 100");
-  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find(dir_ + "/bad.jsonl:3:"), std::string::npos) << r.out;
   EXPECT_TRUE(list_dir(out).empty()) << "left behind: " << (list_dir(out).empty() ? "" : list_dir(out)[0]);
 
   pgolf::write_file_atomic(dir_ + "/bad2.jsonl", "{\"text\": \"ok\"}\nnot json at all\n");
   r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/bad2.jsonl --val " + dir_ + "/val.jsonl --out " +
           out);
-  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find(dir_ + "/bad2.jsonl:2: not valid JSON"), std::string::npos) << r.out;
   EXPECT_TRUE(list_dir(out).empty());
 }
@@ -238,15 +226,15 @@ TEST_F(PgolfData, BadJsonLineNamesFileAndLineAndLeavesNothing) {
 TEST_F(PgolfData, FailureKeepsAnEarlierRunAndRerunReplacesStaleShards) {
   const std::string out = dir_ + "/keep";
   const std::string ok = "prepare --tokenizer " + model() + " --val " + dir_ + "/val.jsonl --out " + out + " --train ";
-  ASSERT_EQ(run(ok + dir_ + "/train.jsonl --shard-tokens 300").rc, 0);
+  ASSERT_EQ(run(ok + dir_ + "/train.jsonl --shard-tokens 300").code, 0);
   const auto before = list_dir(out);
   ASSERT_GT(before.size(), 4u);
   pgolf::write_file_atomic(dir_ + "/bad3.jsonl", "[1, 2]\n");
-  EXPECT_NE(run(ok + dir_ + "/bad3.jsonl --shard-tokens 300").rc, 0);
+  EXPECT_NE(run(ok + dir_ + "/bad3.jsonl --shard-tokens 300").code, 0);
   EXPECT_EQ(list_dir(out), before);  // untouched, no temporary directory left
   // A rerun with bigger shards leaves only its own shards, not the earlier run's extra ones.
   pgolf::write_file_atomic(out + "/notes.txt", "mine");
-  ASSERT_EQ(run(ok + dir_ + "/train.jsonl").rc, 0);
+  ASSERT_EQ(run(ok + dir_ + "/train.jsonl").code, 0);
   EXPECT_EQ(list_dir(out),
             (std::vector<std::string>{"fineweb_train_000000.bin", "fineweb_val_000000.bin", "notes.txt"}));
 }
@@ -255,25 +243,25 @@ TEST_F(PgolfData, EmptyCorpusAndBadOutputAreErrors) {
   pgolf::write_file_atomic(dir_ + "/empty.jsonl", "\n  \n");
   RunResult r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/empty.jsonl --val " + dir_ +
               "/val.jsonl --out " + dir_ + "/e_out");
-  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("no documents in the --train inputs"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir_ + "/e_out"));
 
   pgolf::write_file_atomic(dir_ + "/a_file", "x");
   r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/val.jsonl --val " + dir_ + "/val.jsonl --out " +
           dir_ + "/a_file/sub");
-  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find(dir_ + "/a_file/sub: cannot create the output directory"), std::string::npos) << r.out;
 
   r = run("prepare --tokenizer " + dir_ + "/none.model --train " + dir_ + "/val.jsonl --val " + dir_ +
           "/val.jsonl --out " + dir_ + "/n_out");
-  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("pgolf-data train-tokenizer"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir_ + "/n_out"));
 
   r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/missing.jsonl --val " + dir_ +
           "/val.jsonl --out " + dir_ + "/m_out");
-  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find(dir_ + "/missing.jsonl: input file does not exist"), std::string::npos) << r.out;
 }
 
@@ -281,13 +269,13 @@ TEST_F(PgolfData, InspectReportsCounts) {
   const std::string out = dir_ + "/insp";
   ASSERT_EQ(run("prepare --tokenizer " + model() + " --train " + dir_ + "/val.jsonl --val " + dir_ +
                 "/val.jsonl --out " + out + " --prefix i")
-                .rc,
+                .code,
             0);
   const auto stream = expected_stream(val_docs_);
   const uint16_t lo = *std::min_element(stream.begin(), stream.end());
   const uint16_t hi = *std::max_element(stream.begin(), stream.end());
   const RunResult r = run("inspect " + out + "/i_val_000000.bin");
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   const std::string want = "magic 20240520 version 1 tokens " + std::to_string(stream.size()) + " documents 15 min_id " +
                            std::to_string(lo) + " max_id " + std::to_string(hi);
   EXPECT_NE(r.out.find(want), std::string::npos) << r.out << "\nwanted: " << want;
@@ -296,22 +284,22 @@ TEST_F(PgolfData, InspectReportsCounts) {
   EXPECT_NE(both.out.find("total: 2 files tokens " + std::to_string(2 * stream.size()) + " documents 30"),
             std::string::npos)
       << both.out;
-  EXPECT_NE(run("inspect " + dir_ + "/val.jsonl").rc, 0);  // not a shard
+  EXPECT_NE(run("inspect " + dir_ + "/val.jsonl").code, 0);  // not a shard
 }
 
 TEST_F(PgolfData, HelpAndUsageErrors) {
   for (const std::string cmd : {"train-tokenizer", "prepare", "inspect", "caseops", "make-cap-tokenizer"}) {
     const RunResult r = run(cmd + " --help");
-    EXPECT_EQ(r.rc, 0) << cmd;
+    EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_EQ(r.out.rfind("usage: pgolf-data " + cmd, 0), 0u) << r.out;
   }
-  EXPECT_EQ(run("--help").rc, 0);
-  EXPECT_EQ(run("frobnicate").rc, 2);
+  EXPECT_EQ(run("--help").code, 0);
+  EXPECT_EQ(run("frobnicate").code, 2);
   const RunResult r = run("prepare --tokenizer x --bogus");
-  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown argument '--bogus'"), std::string::npos) << r.out;
   const RunResult v = run("train-tokenizer --input a.txt --vocab many --out p");
-  EXPECT_EQ(v.rc, 2);
+  EXPECT_EQ(v.code, 2);
   EXPECT_NE(v.out.find("--vocab many: expected an integer"), std::string::npos) << v.out;
 }
 
@@ -358,8 +346,8 @@ class PgolfDataCaseOps : public PgolfData {
   }
   void SetUp() override {
     PgolfData::SetUp();
-    ASSERT_EQ(co_rc_.rc, 0) << co_rc_.out;
-    ASSERT_EQ(plain_rc_.rc, 0) << plain_rc_.out;
+    ASSERT_EQ(co_rc_.code, 0) << co_rc_.out;
+    ASSERT_EQ(plain_rc_.code, 0) << plain_rc_.out;
   }
   static std::string co_model() { return dir_ + "/co/sp.model"; }
   static std::string plain_model() { return dir_ + "/mplain/sp.model"; }
@@ -399,28 +387,28 @@ TEST_F(PgolfDataCaseOps, CaseOpsEncodeDecodeReproducesTheInputByteForByte) {
   pgolf::write_file_atomic(dir_ + "/cx.txt", text);
   const std::string enc = dir_ + "/cx.enc", dec = dir_ + "/cx.dec";
   RunResult r = run("caseops encode < " + dir_ + "/cx.txt > " + enc);
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   r = run("caseops decode < " + enc + " > " + dec);
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   const std::string encoded = pgolf::read_file(enc);
   EXPECT_EQ(encoded, pgolf::caseops_encode(text));
   EXPECT_EQ(std::count_if(encoded.begin(), encoded.end(), [](char c) { return c >= 'A' && c <= 'Z'; }), 0);
   EXPECT_TRUE(pgolf::read_file(dec) == text) << "decode(encode(x)) != x";
   // The spec vector through the program.
   pgolf::write_file_atomic(dir_ + "/nasa.txt", "The NASA iPhone");
-  ASSERT_EQ(run("caseops encode < " + dir_ + "/nasa.txt > " + enc).rc, 0);
+  ASSERT_EQ(run("caseops encode < " + dir_ + "/nasa.txt > " + enc).code, 0);
   EXPECT_EQ(pgolf::read_file(enc), kT + "the " + kA + "nasa i" + kC + "phone");
   // Errors: invalid UTF-8 in, and a dangling operator.
   pgolf::write_file_atomic(dir_ + "/bad.txt", "ok \xC3\x28");
   r = run("caseops encode < " + dir_ + "/bad.txt");  // stdout and stderr both come back in r.out
-  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("not valid UTF-8 at byte 3"), std::string::npos) << r.out;
   pgolf::write_file_atomic(dir_ + "/dangling.txt", "ab " + kT);
   r = run("caseops decode < " + dir_ + "/dangling.txt");
-  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("caseops decode: byte 6"), std::string::npos) << r.out;
-  EXPECT_EQ(run("caseops").rc, 2);
-  EXPECT_EQ(run("caseops rot13").rc, 2);
+  EXPECT_EQ(run("caseops").code, 2);
+  EXPECT_EQ(run("caseops rot13").code, 2);
 }
 
 TEST_F(PgolfDataCaseOps, TrainTokenizerCaseOpsReservesTheOperators) {
@@ -432,7 +420,7 @@ TEST_F(PgolfDataCaseOps, TrainTokenizerCaseOpsReservesTheOperators) {
   EXPECT_EQ(sp.piece(7), kE);
   EXPECT_EQ(sp.piece(8), "<0x00>");
   const RunResult r = run("train-tokenizer --transform upper --input x --vocab 300 --out y");
-  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown transform 'upper'"), std::string::npos) << r.out;
 }
 
@@ -441,8 +429,8 @@ TEST_F(PgolfDataCaseOps, PrepareWithSidecarCountsEachDocumentsUtf8Bytes) {
                              "/mtrain.jsonl --val " + dir_ + "/mval.jsonl --shard-tokens 900 --batch-bytes 2000 --out ";
   const RunResult a = run(common + dir_ + "/s1 --threads 1");
   const RunResult b = run(common + dir_ + "/s3 --threads 3");
-  ASSERT_EQ(a.rc, 0) << a.out;
-  ASSERT_EQ(b.rc, 0) << b.out;
+  ASSERT_EQ(a.code, 0) << a.out;
+  ASSERT_EQ(b.code, 0) << b.out;
   const auto names = list_dir(dir_ + "/s1");
   EXPECT_EQ(list_dir(dir_ + "/s3"), names);
   for (const auto& n : names) EXPECT_TRUE(pgolf::read_file(dir_ + "/s1/" + n) == pgolf::read_file(dir_ + "/s3/" + n)) << n;
@@ -481,7 +469,7 @@ TEST_F(PgolfDataCaseOps, PrepareWithSidecarCountsEachDocumentsUtf8Bytes) {
   std::string args;
   for (const auto& f : side_files) args += " " + f;
   const RunResult r = run("inspect" + args);
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("sidecar total: " + std::to_string(side_files.size()) + " files bytes " + std::to_string(total)),
             std::string::npos)
       << r.out;
@@ -495,7 +483,7 @@ TEST_F(PgolfDataCaseOps, PrepareWithSidecarCountsEachDocumentsUtf8Bytes) {
   // A rerun without --sidecar removes the old sidecars, which would no longer match.
   ASSERT_EQ(run("prepare --transform caseops --tokenizer " + co_model() + " --train " + dir_ + "/mtrain.jsonl --val " +
                 dir_ + "/mval.jsonl --out " + dir_ + "/s1")
-                .rc,
+                .code,
             0);
   EXPECT_EQ(list_dir(dir_ + "/s1"), (std::vector<std::string>{"fineweb_train_000000.bin", "fineweb_val_000000.bin"}));
 }
@@ -503,7 +491,7 @@ TEST_F(PgolfDataCaseOps, PrepareWithSidecarCountsEachDocumentsUtf8Bytes) {
 TEST_F(PgolfDataCaseOps, PlainSidecarAndTransformMismatches) {
   const RunResult r = run("prepare --sidecar --tokenizer " + plain_model() + " --train " + dir_ + "/mtrain.jsonl --val " +
                           dir_ + "/mval.jsonl --out " + dir_ + "/pl --threads 2");
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   pgolf::ShardView t(dir_ + "/pl/fineweb_val_000000.bin"), s(dir_ + "/pl/fineweb_val_bytes_000000.bin");
   EXPECT_EQ(per_doc_sums(std::vector<uint16_t>(t.data(), t.data() + t.size()),
                          std::vector<uint16_t>(s.data(), s.data() + s.size())),
@@ -511,20 +499,20 @@ TEST_F(PgolfDataCaseOps, PlainSidecarAndTransformMismatches) {
 
   RunResult m = run("prepare --tokenizer " + co_model() + " --train " + dir_ + "/mval.jsonl --val " + dir_ +
                     "/mval.jsonl --out " + dir_ + "/mm");
-  EXPECT_EQ(m.rc, 1);
+  EXPECT_EQ(m.code, 1);
   EXPECT_NE(m.out.find("is a CaseOps tokenizer"), std::string::npos) << m.out;
   EXPECT_FALSE(fs::exists(dir_ + "/mm"));
   m = run("prepare --transform caseops --tokenizer " + plain_model() + " --train " + dir_ + "/mval.jsonl --val " + dir_ +
           "/mval.jsonl --out " + dir_ + "/mm");
-  EXPECT_EQ(m.rc, 1);
+  EXPECT_EQ(m.code, 1);
   EXPECT_NE(m.out.find("has no CaseOps operator pieces"), std::string::npos) << m.out;
   m = run("prepare --transform casefold --sidecar --tokenizer " + plain_model() + " --train " + dir_ +
           "/mval.jsonl --val " + dir_ + "/mval.jsonl --out " + dir_ + "/mm");
-  EXPECT_EQ(m.rc, 2);
+  EXPECT_EQ(m.code, 2);
   EXPECT_NE(m.out.find("--sidecar: casefold"), std::string::npos) << m.out;
   m = run("prepare --transform cap --tokenizer " + plain_model() + " --train " + dir_ + "/mval.jsonl --val " + dir_ +
           "/mval.jsonl --out " + dir_ + "/mm");
-  EXPECT_EQ(m.rc, 2);
+  EXPECT_EQ(m.code, 2);
   EXPECT_NE(m.out.find("--transform cap needs --base-tokenizer"), std::string::npos) << m.out;
   EXPECT_FALSE(fs::exists(dir_ + "/mm"));
 }
@@ -533,24 +521,24 @@ TEST_F(PgolfDataCaseOps, NonUtf8TextIsAnErrorThatLeavesNothing) {
   pgolf::write_file_atomic(dir_ + "/latin1.txt", "caf\xE9 au lait\n");  // Latin-1, not UTF-8
   RunResult r = run("prepare --tokenizer " + plain_model() + " --train " + dir_ + "/mtrain.jsonl " + dir_ +
                     "/latin1.txt --val " + dir_ + "/mval.jsonl --out " + dir_ + "/nu --threads 2");
-  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find(dir_ + "/latin1.txt: the text is not valid UTF-8 at byte 3"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir_ + "/nu"));
   r = run("prepare --transform caseops --tokenizer " + co_model() + " --train " + dir_ + "/latin1.txt --val " + dir_ +
           "/mval.jsonl --out " + dir_ + "/nu");
-  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find(dir_ + "/latin1.txt: caseops encode: the input is not valid UTF-8 at byte 3"), std::string::npos)
       << r.out;
   EXPECT_FALSE(fs::exists(dir_ + "/nu"));
   r = run("train-tokenizer --input " + dir_ + "/latin1.txt --vocab 300 --out " + dir_ + "/nu/sp");
-  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find(dir_ + "/latin1.txt:1: the text is not valid UTF-8 (byte 3"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir_ + "/nu"));
   // In JSON lines the parser rejects it, naming the line.
   pgolf::write_file_atomic(dir_ + "/latin1.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"caf\xE9\"}\n");
   r = run("prepare --tokenizer " + plain_model() + " --train " + dir_ + "/latin1.jsonl --val " + dir_ +
           "/mval.jsonl --out " + dir_ + "/nu");
-  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find(dir_ + "/latin1.jsonl:2: not valid JSON"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir_ + "/nu"));
 }
@@ -558,7 +546,7 @@ TEST_F(PgolfDataCaseOps, NonUtf8TextIsAnErrorThatLeavesNothing) {
 TEST_F(PgolfDataCaseOps, MakeCapTokenizerAndPrepareCap) {
   RunResult r = run("make-cap-tokenizer --base " + plain_model() + " --input " + dir_ + "/mtrain.jsonl --p 1 --seed 9 " +
                     "--out " + dir_ + "/cap/cap --threads 2");
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   pgolf::SentencePieceModel base(plain_model());
   const size_t eligible = pgolf::cap_eligible_pieces(base).size();
   ASSERT_GE(eligible, 2u) << r.out;
@@ -572,7 +560,7 @@ TEST_F(PgolfDataCaseOps, MakeCapTokenizerAndPrepareCap) {
 
   r = run("prepare --transform cap --sidecar --tokenizer " + dir_ + "/cap/cap.model --base-tokenizer " + plain_model() +
           " --train " + dir_ + "/mtrain.jsonl --val " + dir_ + "/mval.jsonl --out " + dir_ + "/cp --threads 2");
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   pgolf::ShardView t(dir_ + "/cp/fineweb_val_000000.bin"), s(dir_ + "/cp/fineweb_val_bytes_000000.bin");
   const std::vector<uint16_t> tokens(t.data(), t.data() + t.size()), bytes(s.data(), s.data() + s.size());
   std::vector<uint16_t> want;

@@ -5,24 +5,14 @@
 #include <fstream>
 
 #include "framework/recipe.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("pgolf_recipe_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
-    return (path / name).string();
-  }
-};
+using testing::TempDir;
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -77,7 +67,7 @@ TEST(Recipe, MalformedJsonAndMissingFile) {
   TempDir d;
   auto f = d.write("bad.json", "{\"seed\": 1,,}");
   EXPECT_NE(error_of([&] { load_recipe(f, {}); }).find("bad.json: not valid JSON"), std::string::npos);
-  EXPECT_NE(error_of([&] { load_recipe((d.path / "nope.json").string(), {}); }).find("nope.json"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_recipe(d.file("nope.json"), {}); }).find("nope.json"), std::string::npos);
   auto cyc = d.write("a.json", R"({"extends": "a.json"})");
   EXPECT_NE(error_of([&] { load_recipe(cyc, {}); }).find("cycle"), std::string::npos);
 }

@@ -22,6 +22,7 @@
 
 #include "framework/checkpoint.h"
 #include "framework/io.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 namespace {
@@ -37,20 +38,8 @@ const std::string kQuick =
     "--set data.val_max_tokens=4096 --set artifact.enabled=false --set train.threads=1 --set data.batch_tokens=1024 "
     "--set train.checkpoint_every=5 ";
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args, const std::string& env = "") {
-  const std::string cmd = "cd " + kSrc + " && " + env + " " + kTrainer + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+testing::CommandResult run(const std::string& args, const std::string& env = "") {
+  return testing::run_command("cd " + kSrc + " && " + env + " " + kTrainer + " " + args);
 }
 
 // Words as the shell would split them, for the arguments used here: spaces separate, '...' quotes.

@@ -13,6 +13,7 @@
 
 #include "framework/io.h"
 #include "tests/component_testing.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 namespace {
@@ -139,20 +140,8 @@ TEST(SeedModels, GradientsAreFiniteForEverySeedModel) {
 
 // ---- short CPU training of each recipe -----------------------------------------------------------
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run_trainer(const std::string& args) {
-  const std::string cmd = "cd " + kSrc + " && " + std::string(PGOLF_BIN_DIR) + "/trainer " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+testing::CommandResult run_trainer(const std::string& args) {
+  return testing::run_command("cd " + kSrc + " && " + std::string(PGOLF_BIN_DIR) + "/trainer " + args);
 }
 
 void short_train(const std::string& seed, const std::string& extra = "") {

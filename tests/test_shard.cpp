@@ -7,21 +7,14 @@
 #include <fstream>
 
 #include "framework/shard.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("pgolf_shard_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -15,20 +15,13 @@
 #include "tokenizers/caseops.h"
 #include "tokenizers/sidecar.h"
 #include "tokenizers/train_sentencepiece.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    path = std::string(base && *base ? base : "/tmp") + "/pgolf_sidecar_XXXXXX";
-    if (!::mkdtemp(path.data())) throw std::runtime_error("mkdtemp failed");
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using pgolf::testing::TempDir;
 
 std::shared_ptr<pgolf::ByteCounter> build(const std::string& name, const pgolf::ByteCounterContext& ctx) {
   pgolf::Schema eval;

@@ -15,6 +15,7 @@
 #include "framework/io.h"
 #include "tokenizers/sentencepiece_model.h"
 #include "tokenizers/train_sentencepiece.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using pgolf::PieceType;
@@ -29,12 +30,7 @@ std::string make_temp_dir(const char* tag) {
   return tmpl;
 }
 
-// Removes the directory when the test ends, also when an assertion ends it early.
-struct TempDir {
-  std::string path;
-  explicit TempDir(const char* tag) : path(make_temp_dir(tag)) {}
-  ~TempDir() { fs::remove_all(path); }
-};
+using pgolf::testing::TempDir;
 
 // Deterministic English-like lines with many multi-digit numbers; no character outside [a-z0-9 .,].
 std::string make_corpus(int lines) {

@@ -12,6 +12,7 @@
 
 #include "framework/config.h"
 #include "framework/io.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 namespace {
@@ -21,20 +22,8 @@ namespace fs = std::filesystem;
 const std::string kSrc = PGOLF_SOURCE_DIR;
 const std::string kTrainer = std::string(PGOLF_BIN_DIR) + "/trainer";
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = "cd " + kSrc + " && " + kTrainer + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+testing::CommandResult run(const std::string& args) {
+  return testing::run_command("cd " + kSrc + " && " + kTrainer + " " + args);
 }
 
 std::string temp_dir(const std::string& tag) {

@@ -1,0 +1,57 @@
+// Helpers the test files share: a temporary directory that cleans up after itself, and running one of
+// the project's binaries with its output captured.
+#pragma once
+
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+namespace pgolf::testing {
+
+// A fresh directory under $TMPDIR (mkdtemp, so unique across the parallel ctest processes), removed with
+// everything in it when the object goes.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const std::string& tag = "test") {
+    const char* base = std::getenv("TMPDIR");
+    path = std::string(base && *base ? base : "/tmp") + "/pgolf_" + tag + "_XXXXXX";
+    if (!::mkdtemp(path.data())) throw std::runtime_error("mkdtemp failed for " + path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  // Writes `text` to `name` in the directory and returns the file's path.
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(file(name), std::ios::binary) << text;
+    return file(name);
+  }
+};
+
+struct CommandResult {
+  int code;         // the exit status; -1 when the process did not exit normally (killed by a signal)
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `command` through the shell with stderr folded into stdout.
+inline CommandResult run_command(const std::string& command) {
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + command);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace pgolf::testing
