@@ -16,7 +16,7 @@ struct AttnOutGate : AttentionGate {
   torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) override {
     auto u = in.x_in.narrow(-1, 0, window_);
     auto g = 2.0 * torch::sigmoid(torch::nn::functional::linear(u, attn_out_gate_w.to(u.scalar_type())));  // (B, T, H)
-    return y * g.transpose(1, 2).unsqueeze(-1);
+    return y * g.unsqueeze(-1);
   }
 
   int64_t window_;

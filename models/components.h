@@ -68,7 +68,7 @@ using AttentionRegistry = Registry<Attention, const LayerContext&>;
 // A per-head multiplicative gate on the attention output, after XSA and before the output projection.
 struct AttentionGate : torch::nn::Module {
   static constexpr const char* kKind = "attn_gate";
-  // y: (B, H, T, d_h) -> y with head h at position t scaled by g_{t,h}.
+  // y: (B, T, H, d_h) -> y with head h at position t scaled by g_{t,h}.
   virtual torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) = 0;
 };
 using AttentionGateRegistry = Registry<AttentionGate, const LayerContext&>;

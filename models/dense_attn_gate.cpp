@@ -14,7 +14,7 @@ struct DenseAttnGate : AttentionGate {
 
   torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) override {
     auto g = torch::sigmoid(torch::nn::functional::linear(in.x, attn_gate_w.to(in.x.scalar_type())));  // (B, T, H)
-    return y * g.transpose(1, 2).unsqueeze(-1);
+    return y * g.unsqueeze(-1);
   }
 
   torch::Tensor attn_gate_w;

@@ -43,29 +43,32 @@ struct GqaAttention : Attention {
     const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
     auto v_flat = c_v(x);
     if (in.v_extra.defined()) v_flat = v_flat + in.v_extra;
-    auto q = c_q(x).view({B, T, heads_, head_dim_}).transpose(1, 2);  // (B, H, T, d_h)
-    auto k = c_k(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-    auto v = v_flat.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+    // Heads stay in the (B, T, H, d_h) layout the linears produce: norm, RoPE, gain, varlen attention and
+    // the output projection all read it without a transposing copy.
+    auto q = c_q(x).view({B, T, heads_, head_dim_});
+    auto k = c_k(x).view({B, T, kv_heads_, head_dim_});
+    auto v = v_flat.view({B, T, kv_heads_, head_dim_});
     if (qk_norm_) {
       q = rms_norm(q);
       k = rms_norm(k);
     }
     q = rotary_.apply(q);
     k = rotary_.apply(k);
-    q = q * q_gain.to(q.scalar_type()).view({1, heads_, 1, 1});
-    torch::Tensor y;
+    q = q * q_gain.to(q.scalar_type()).view({1, 1, heads_, 1});
+    torch::Tensor y;  // (B, T, H, d_h)
     if (segments.defined()) {
-      auto flat = [&](const torch::Tensor& t) { return t.transpose(1, 2).reshape({B * T, t.size(1), head_dim_}); };
+      auto flat = [&](const torch::Tensor& t) { return t.reshape({B * T, t.size(2), head_dim_}); };
       y = varlen_causal_attention(flat(q), flat(k), flat(v), segments.cu_seqlens, segments.max_seqlen)
-              .view({B, T, heads_, head_dim_})
+              .view({B, T, heads_, head_dim_});
+    } else {  // SDPA takes (B, H, T, d_h): transposed views, no copies
+      y = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
+                                           /*scale=*/std::nullopt, /*enable_gqa=*/kv_heads_ != heads_)
               .transpose(1, 2);
-    } else {
-      y = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
-                                           /*scale=*/std::nullopt, /*enable_gqa=*/kv_heads_ != heads_);
     }
     if (xsa_) y = exclusive_self_attention(y, v);
     if (gate) y = gate->forward(y, in);
-    return proj(y.transpose(1, 2).reshape({B, T, D}));
+    return proj(y.reshape({B, T, D}));
   }
 
   int64_t heads_, kv_heads_, head_dim_;

@@ -40,16 +40,16 @@ double Rotary::base_for(int64_t T) const {
 }
 
 void Rotary::ensure(int64_t T, const torch::Device& device, torch::ScalarType dtype) {
-  if (cos_.defined() && cos_.size(2) == T && cos_.device() == device && cos_.scalar_type() == dtype) return;
+  if (cos_.defined() && cos_.size(1) == T && cos_.device() == device && cos_.scalar_type() == dtype) return;
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   auto inv_freq = 1.0 / torch::pow(base_for(T), torch::arange(0, rope_dims_, 2, f32) / static_cast<double>(rope_dims_));
   auto freqs = torch::outer(torch::arange(T, f32), inv_freq);
-  cos_ = freqs.cos().to(dtype).view({1, 1, T, rope_dims_ / 2});
-  sin_ = freqs.sin().to(dtype).view({1, 1, T, rope_dims_ / 2});
+  cos_ = freqs.cos().to(dtype).view({1, T, 1, rope_dims_ / 2});
+  sin_ = freqs.sin().to(dtype).view({1, T, 1, rope_dims_ / 2});
 }
 
 torch::Tensor Rotary::apply(const torch::Tensor& x) {
-  ensure(x.size(2), x.device(), x.scalar_type());
+  ensure(x.size(1), x.device(), x.scalar_type());
   const int64_t half = rope_dims_ / 2;
   auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   auto rotated = torch::cat({x1 * cos_ + x2 * sin_, x2 * cos_ - x1 * sin_}, -1);
@@ -58,10 +58,10 @@ torch::Tensor Rotary::apply(const torch::Tensor& x) {
 }
 
 torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v) {
-  const int64_t B = y.size(0), H = y.size(1), T = y.size(2), D = y.size(3), Hkv = v.size(1);
-  auto yg = y.reshape({B, Hkv, H / Hkv, T, D});  // query heads grouped under the kv head they read
-  auto vn = (v / torch::linalg_vector_norm(v, 2, {-1}, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(2);
-  return (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).reshape({B, H, T, D});
+  const int64_t B = y.size(0), T = y.size(1), H = y.size(2), D = y.size(3), Hkv = v.size(2);
+  auto yg = y.reshape({B, T, Hkv, H / Hkv, D});  // query heads grouped under the kv head they read
+  auto vn = (v / torch::linalg_vector_norm(v, 2, {-1}, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(3);
+  return (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).reshape({B, T, H, D});
 }
 
 }  // namespace pgolf

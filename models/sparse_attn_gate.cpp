@@ -16,7 +16,7 @@ struct SparseAttnGate : AttentionGate {
   torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) override {
     auto u = in.x.narrow(-1, 0, window_);
     auto g = torch::sigmoid(scale_ * torch::nn::functional::linear(u, attn_gate_w.to(u.scalar_type())));  // (B, T, H)
-    return y * g.transpose(1, 2).unsqueeze(-1);
+    return y * g.unsqueeze(-1);
   }
 
   int64_t window_;

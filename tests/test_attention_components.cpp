@@ -25,20 +25,24 @@ double at(const torch::Tensor& t, std::initializer_list<int64_t> idx) {
 TEST(Xsa, RemovesTheComponentAlongTheOwnUnitValue) {
   torch::manual_seed(0);
   const int64_t B = 2, H = 4, Hkv = 2, T = 5, D = 8;
-  auto y = torch::randn({B, H, T, D}, torch::kFloat64), v = torch::randn({B, Hkv, T, D}, torch::kFloat64);
+  auto y = torch::randn({B, T, H, D}, torch::kFloat64), v = torch::randn({B, T, Hkv, D}, torch::kFloat64);
   auto out = exclusive_self_attention(y, v);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < T; ++t) {
-        auto vt = v[b][h / 2][t];  // query heads 0,1 read kv head 0; 2,3 read kv head 1
+        auto vt = v[b][t][h / 2];  // query heads 0,1 read kv head 0; 2,3 read kv head 1
         auto vhat = vt / vt.norm();
-        auto yt = y[b][h][t];
+        auto yt = y[b][t][h];
         auto expected = yt - (yt * vhat).sum() * vhat;
-        EXPECT_TRUE(torch::allclose(out[b][h][t], expected, 1e-12, 1e-12)) << b << h << t;
-        EXPECT_NEAR((out[b][h][t] * vhat).sum().item<double>(), 0.0, 1e-12);
+        EXPECT_TRUE(torch::allclose(out[b][t][h], expected, 1e-12, 1e-12)) << b << h << t;
+        EXPECT_NEAR((out[b][t][h] * vhat).sum().item<double>(), 0.0, 1e-12);
       }
+  // The same from a strided (B, H, T, d_h)-ordered tensor, as SDPA returns it.
+  auto y_strided = y.transpose(1, 2).contiguous().transpose(1, 2);
+  ASSERT_FALSE(y_strided.is_contiguous());
+  EXPECT_TRUE(torch::allclose(exclusive_self_attention(y_strided, v), out, 1e-12, 1e-12));
   // A head output along its value vanishes; one orthogonal to it is unchanged.
-  auto along = v.repeat_interleave(2, 1) * 3.0;
+  auto along = v.repeat_interleave(2, 2) * 3.0;
   EXPECT_LT(exclusive_self_attention(along, v).abs().max().item<double>(), 1e-12);
   auto ortho = out.clone();
   EXPECT_TRUE(torch::allclose(exclusive_self_attention(ortho, v), ortho, 1e-12, 1e-12));
@@ -52,16 +56,16 @@ TEST(Rotary, NtkRescaleOnlyForRowsLongerThanTheTrainingLength) {
   EXPECT_DOUBLE_EQ(Rotary(64, 16, 10000.0, 0).base_for(1 << 20), 10000.0);  // off
 
   torch::manual_seed(1);
-  auto x = torch::randn({1, 2, 2048, 64});
+  auto x = torch::randn({1, 2048, 2, 64});  // (B, T, H, d_h)
   auto y = r.apply(x);
   // Channels >= rope_dims pass through untouched.
   EXPECT_TRUE(torch::equal(y.narrow(-1, 16, 48), x.narrow(-1, 16, 48)));
   // Pair (c, c + 8) at position p turns by p * base'^(-2c/16).
   const int64_t p = 1500, c = 3;
   const double theta = p * std::pow(22081.790273476247, -2.0 * c / 16.0);
-  const double x1 = at(x, {0, 1, p, c}), x2 = at(x, {0, 1, p, c + 8});
-  EXPECT_NEAR(at(y, {0, 1, p, c}), x1 * std::cos(theta) + x2 * std::sin(theta), 2e-3);
-  EXPECT_NEAR(at(y, {0, 1, p, c + 8}), -x1 * std::sin(theta) + x2 * std::cos(theta), 2e-3);
+  const double x1 = at(x, {0, p, 1, c}), x2 = at(x, {0, p, 1, c + 8});
+  EXPECT_NEAR(at(y, {0, p, 1, c}), x1 * std::cos(theta) + x2 * std::sin(theta), 2e-3);
+  EXPECT_NEAR(at(y, {0, p, 1, c + 8}), -x1 * std::sin(theta) + x2 * std::cos(theta), 2e-3);
 }
 
 // Dense reference attention written from the spec (§2.3) with plain tensor ops, fp64.
@@ -142,7 +146,7 @@ TEST(AttentionGates, SparseGateIsOneHalfAtInitAndSigmoidOfScaledWindowAfter) {
   torch::manual_seed(4);
   auto g = gate(Json{{"name", "sparse_attn_gate"}, {"window", 12}, {"scale", 0.5}});
   ASSERT_EQ(params_of(*g).at("attn_gate_w").sizes(), (std::vector<int64_t>{4, 12}));
-  auto y = torch::randn({2, 4, 3, 8});
+  auto y = torch::randn({2, 3, 4, 8});  // (B, T, H, d_h)
   auto n = torch::randn({2, 3, 32}), x_in = torch::randn({2, 3, 32});
   EXPECT_TRUE(torch::equal(g->forward(y, AttentionInput{n, x_in, {}}), 0.5 * y));
   perturb(*g, 1.0);
@@ -151,21 +155,21 @@ TEST(AttentionGates, SparseGateIsOneHalfAtInitAndSigmoidOfScaledWindowAfter) {
   for (int64_t h : {0, 3}) {  // g_{t,h} = sigmoid(0.5 * W_h . n_t[:12]) from the attention input n
     const double z = 0.5 * (w[h] * n[1][2].narrow(0, 0, 12)).sum().item<double>();
     const double gv = 1.0 / (1.0 + std::exp(-z));
-    EXPECT_TRUE(torch::allclose(out[1][h][2], gv * y[1][h][2], 1e-5, 1e-6)) << h;
+    EXPECT_TRUE(torch::allclose(out[1][2][h], gv * y[1][2][h], 1e-5, 1e-6)) << h;
   }
 }
 
 TEST(AttentionGates, AttnOutGateIsTheIdentityAtInitAndReadsTheResidualBeforeTheNorm) {
   torch::manual_seed(5);
   auto g = gate(Json{{"name", "attn_out_gate"}});
-  auto y = torch::randn({1, 4, 3, 8});
+  auto y = torch::randn({1, 3, 4, 8});
   auto n = torch::randn({1, 3, 32}), x_in = torch::randn({1, 3, 32});
   EXPECT_TRUE(torch::equal(g->forward(y, AttentionInput{n, x_in, {}}), y));
   perturb(*g, 1.0);
   auto w = params_of(*g).at("attn_out_gate_w");
   auto out = g->forward(y, AttentionInput{n, x_in, {}});
   const double z = (w[2] * x_in[0][1].narrow(0, 0, 12)).sum().item<double>();
-  EXPECT_TRUE(torch::allclose(out[0][2][1], 2.0 / (1.0 + std::exp(-z)) * y[0][2][1], 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(out[0][1][2], 2.0 / (1.0 + std::exp(-z)) * y[0][1][2], 1e-5, 1e-6));
 }
 
 TEST(AttentionGates, DenseGateReadsTheWholeInputAndStartsNearOneHalf) {
@@ -174,11 +178,11 @@ TEST(AttentionGates, DenseGateReadsTheWholeInputAndStartsNearOneHalf) {
   auto w = params_of(*g).at("attn_gate_w");
   ASSERT_EQ(w.sizes(), (std::vector<int64_t>{8, 512}));
   EXPECT_NEAR(w.std().item<double>(), 0.01, 0.001);
-  auto y = torch::randn({1, 8, 2, 4});
+  auto y = torch::randn({1, 2, 8, 4});
   auto n = torch::randn({1, 2, 512});
   auto out = g->forward(y, AttentionInput{n, n, {}});
   const double z = (w[5] * n[0][1]).sum().item<double>();
-  EXPECT_TRUE(torch::allclose(out[0][5][1], y[0][5][1] / (1.0 + std::exp(-z)), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(out[0][1][5], y[0][1][5] / (1.0 + std::exp(-z)), 1e-5, 1e-6));
   // z = W n has std 0.01 * sqrt(512) ~ 0.23 for unit-RMS n: gates spread about 0.5 by ~0.06.
   EXPECT_LT(((out / y) - 0.5).abs().mean().item<double>(), 0.1);
 }

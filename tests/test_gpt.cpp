@@ -93,17 +93,17 @@ TEST(Gpt, IsCausalAndGradientsAreFinite) {
 
 TEST(Rotary, RotatesHalfSplitPairsAndLeavesTheRestAlone) {
   Rotary full(8, 0, 10000.0), partial(8, 4, 10000.0);
-  auto x = torch::randn({1, 2, 5, 8});
+  auto x = torch::randn({1, 5, 2, 8});  // (B, T, H, d_h)
   auto yf = full.apply(x), yp = partial.apply(x);
   // Position 0 is the identity.
-  EXPECT_TRUE(torch::allclose(yf.select(2, 0), x.select(2, 0)));
+  EXPECT_TRUE(torch::allclose(yf.select(1, 0), x.select(1, 0)));
   // Channels >= rope_dims pass through unchanged.
   EXPECT_TRUE(torch::equal(yp.narrow(-1, 4, 4), x.narrow(-1, 4, 4)));
   // Pair (c, c + 2) at position p rotates by p * base^(-2c/4): check c = 1, p = 3 by hand.
   const double theta = 3.0 * std::pow(10000.0, -2.0 * 1 / 4.0);
-  const double x1 = x[0][1][3][1].item<double>(), x2 = x[0][1][3][3].item<double>();
-  EXPECT_NEAR(yp[0][1][3][1].item<double>(), x1 * std::cos(theta) + x2 * std::sin(theta), 1e-5);
-  EXPECT_NEAR(yp[0][1][3][3].item<double>(), -x1 * std::sin(theta) + x2 * std::cos(theta), 1e-5);
+  const double x1 = x[0][3][1][1].item<double>(), x2 = x[0][3][1][3].item<double>();
+  EXPECT_NEAR(yp[0][3][1][1].item<double>(), x1 * std::cos(theta) + x2 * std::sin(theta), 1e-5);
+  EXPECT_NEAR(yp[0][3][1][3].item<double>(), -x1 * std::sin(theta) + x2 * std::cos(theta), 1e-5);
   // Rotations keep each pair's norm.
   EXPECT_TRUE(torch::allclose(yf.square().sum(-1), x.square().sum(-1), 1e-4));
 }
