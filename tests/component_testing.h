@@ -9,6 +9,7 @@
 
 #include "framework/config.h"
 #include "framework/model.h"
+#include "framework/optimizer.h"
 #include "framework/recipe.h"
 #include "models/components.h"
 
@@ -19,6 +20,14 @@ inline Config component(const std::string& kind, const Json& section) {
   Schema s;
   s.component("c", kind, "", "the component under test");
   return Config(s.validate(Json{{"c", section}}, "", "test"), "").sub("c");
+}
+
+// An optimizer over `params` from its section, as the trainer builds the first group of optim.groups.
+inline std::shared_ptr<Optimizer> make_optimizer(const Json& section, std::vector<NamedParam> params) {
+  Schema s;
+  s.component("opt", "optimizer", "", "under test");
+  const Json v = s.validate(Json{{"opt", section}}, "", "test");
+  return OptimizerRegistry::get().build(Config(v["opt"], "optim.groups[0]"), std::move(params));
 }
 
 inline LayerContext layer_context(int64_t dim, int64_t heads, int64_t kv_heads, int64_t layer = 0, int64_t layers = 4,

@@ -2,16 +2,13 @@
 #include <gtest/gtest.h>
 
 #include "framework/optimizer.h"
+#include "tests/component_testing.h"
 
 namespace pgolf {
 namespace {
 
-std::shared_ptr<Optimizer> make_opt(const Json& j, std::vector<NamedParam> params) {
-  Schema s;
-  s.component("opt", "optimizer", "", "under test");
-  const Json v = s.validate(Json{{"opt", j}}, "", "test");
-  return OptimizerRegistry::get().build(Config(v["opt"], "optim.groups[0]"), std::move(params));
-}
+using testing::make_optimizer;
+
 
 void expect_vec(const torch::Tensor& t, std::vector<double> want, double tol) {
   ASSERT_EQ(t.numel(), static_cast<int64_t>(want.size()));
@@ -22,7 +19,7 @@ void expect_vec(const torch::Tensor& t, std::vector<double> want, double tol) {
 // With wd 0.1: θ1 = θ0(1 − 0.004) − 0.04·m̂/(√v̂ + ε) = [0.956, −1.952] (m̂/√v̂ = ±1 on step 1).
 void two_adam_steps(const std::string& fused, double wd, std::vector<double> want1, std::vector<double> want2) {
   auto w = torch::tensor({1.0f, -2.0f}).requires_grad_();
-  auto opt = make_opt({{"name", "adam"}, {"weight_decay", wd}, {"fused", fused}}, {{"w", w}});
+  auto opt = make_optimizer({{"name", "adam"}, {"weight_decay", wd}, {"fused", fused}}, {{"w", w}});
   w.mutable_grad() = torch::tensor({0.5f, -0.25f});
   opt->step(1.0, 0);
   expect_vec(w.detach(), want1, 1e-6);
@@ -54,8 +51,8 @@ TEST(Adam, FusedAndPlainAgreeOnManyTensors) {
     a.push_back({"p" + std::to_string(i), t.clone().requires_grad_()});
     b.push_back({"p" + std::to_string(i), t.clone().requires_grad_()});
   }
-  auto oa = make_opt({{"name", "adam"}, {"weight_decay", 0.05}, {"fused", "on"}}, a);
-  auto ob = make_opt({{"name", "adam"}, {"weight_decay", 0.05}, {"fused", "off"}}, b);
+  auto oa = make_optimizer({{"name", "adam"}, {"weight_decay", 0.05}, {"fused", "on"}}, a);
+  auto ob = make_optimizer({{"name", "adam"}, {"weight_decay", 0.05}, {"fused", "off"}}, b);
   for (int64_t s = 0; s < 3; ++s) {
     for (size_t i = 0; i < a.size(); ++i) {
       auto g = torch::randn({5, 4});
@@ -70,12 +67,12 @@ TEST(Adam, FusedAndPlainAgreeOnManyTensors) {
 
 TEST(Adam, StateRoundTripGivesIdenticalNextStep) {
   auto w1 = torch::tensor({1.0f, -2.0f, 3.0f}).requires_grad_();
-  auto o1 = make_opt({{"name", "adam"}, {"fused", "off"}}, {{"w", w1}});
+  auto o1 = make_optimizer({{"name", "adam"}, {"fused", "off"}}, {{"w", w1}});
   w1.mutable_grad() = torch::tensor({0.1f, 0.2f, -0.3f});
   o1->step(1.0, 0);
   const auto saved = o1->state();
   auto w2 = w1.detach().clone().requires_grad_();
-  auto o2 = make_opt({{"name", "adam"}, {"fused", "off"}}, {{"w", w2}});
+  auto o2 = make_optimizer({{"name", "adam"}, {"fused", "off"}}, {{"w", w2}});
   o2->load_state(saved);
   w1.mutable_grad() = torch::tensor({-0.4f, 0.5f, 0.6f});
   w2.mutable_grad() = torch::tensor({-0.4f, 0.5f, 0.6f});
@@ -89,7 +86,7 @@ TEST(Adam, StateRoundTripGivesIdenticalNextStep) {
 // torch.optim.SGD: d = g + wd·θ; buf = d (first step), then 0.9·buf + d; Nesterov uses d + 0.9·buf.
 void two_sgd_steps(const Json& cfg, std::vector<double> want1, std::vector<double> want2) {
   auto w = torch::tensor({1.0f, -2.0f}).requires_grad_();
-  auto opt = make_opt(cfg, {{"w", w}});
+  auto opt = make_optimizer(cfg, {{"w", w}});
   w.mutable_grad() = torch::tensor({0.5f, -0.25f});
   opt->step(1.0, 0);
   expect_vec(w.detach(), want1, 1e-6);
@@ -111,13 +108,13 @@ TEST(Sgd, NesterovWithWeightDecay) {
 TEST(Sgd, StateRoundTripAndNesterovNeedsMomentum) {
   const Json cfg = {{"name", "sgd"}, {"lr", 0.1}, {"momentum", 0.9}};
   auto w1 = torch::tensor({1.0f, -2.0f}).requires_grad_();
-  auto o1 = make_opt(cfg, {{"w", w1}});
+  auto o1 = make_optimizer(cfg, {{"w", w1}});
   EXPECT_TRUE(o1->state().empty());  // no buffer before the first step
   w1.mutable_grad() = torch::tensor({0.5f, -0.25f});
   o1->step(1.0, 0);
   const auto saved = o1->state();
   auto w2 = w1.detach().clone().requires_grad_();
-  auto o2 = make_opt(cfg, {{"w", w2}});
+  auto o2 = make_optimizer(cfg, {{"w", w2}});
   o2->load_state(saved);
   w1.mutable_grad() = torch::tensor({-1.0f, 2.0f});
   w2.mutable_grad() = torch::tensor({-1.0f, 2.0f});
@@ -126,7 +123,7 @@ TEST(Sgd, StateRoundTripAndNesterovNeedsMomentum) {
   EXPECT_TRUE(torch::equal(w1.detach(), w2.detach()));
   // buf = 0.9·[0.5, −0.25] + [−1, 2] = [−0.55, 1.775]; θ = [0.95, −1.975] − 0.1·buf
   expect_vec(w2.detach(), {1.005, -2.1525}, 1e-6);
-  EXPECT_THROW(make_opt({{"name", "sgd"}, {"nesterov", true}}, {{"w", w1}}), ConfigError);
+  EXPECT_THROW(make_optimizer({{"name", "sgd"}, {"nesterov", true}}, {{"w", w1}}), ConfigError);
 }
 
 }  // namespace

@@ -3,16 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "framework/optimizer.h"
+#include "tests/component_testing.h"
 
 namespace pgolf {
 namespace {
 
-std::shared_ptr<Optimizer> make_opt(const Json& j, std::vector<NamedParam> params) {
-  Schema s;
-  s.component("opt", "optimizer", "", "under test");
-  const Json v = s.validate(Json{{"opt", j}}, "", "test");
-  return OptimizerRegistry::get().build(Config(v["opt"], "optim.groups[0]"), std::move(params));
-}
+using testing::make_optimizer;
+
 
 torch::Tensor mat(std::vector<std::vector<double>> rows) {
   std::vector<torch::Tensor> r;
@@ -29,7 +26,7 @@ void expect_close(const torch::Tensor& got, const torch::Tensor& want, double to
 TEST(Muon, BaselineDefaultsTwoStepsTallMatrix) {
   // 3x2: the tall path (NS on the transpose), shape scale sqrt(3/2); quintic, Nesterov, μ 0.85 -> 0.8502.
   auto w = mat({{0.1, -0.2}, {0.3, 0.4}, {-0.5, 0.6}}).requires_grad_();
-  auto opt = make_opt({{"name", "muon"}, {"ns_dtype", "fp32"}}, {{"w", w}});
+  auto opt = make_optimizer({{"name", "muon"}, {"ns_dtype", "fp32"}}, {{"w", w}});
   EXPECT_DOUBLE_EQ(opt->base_lr(), 0.04);
   w.mutable_grad() = mat({{0.5, -1.0}, {0.25, 0.75}, {-0.3, 0.2}});
   opt->step(0.5, 0);
@@ -44,7 +41,7 @@ TEST(Muon, BaselineDefaultsTwoStepsTallMatrix) {
 TEST(Muon, PlainMomentumPolarExpressRowNormWeightDecay) {
   // 2x3 (wide, scale 1), no Nesterov, MuonEq-R, decoupled wd 0.1 with the scheduled lr, μ 0.9 fixed.
   auto w = mat({{0.1, 0.3, -0.5}, {-0.2, 0.4, 0.6}}).requires_grad_();
-  auto opt = make_opt({{"name", "muon"},
+  auto opt = make_optimizer({{"name", "muon"},
                        {"lr", 0.02},
                        {"ns_dtype", "fp32"},
                        {"nesterov", false},
@@ -69,7 +66,7 @@ TEST(Muon, MomentumWarmup) {
   const std::vector<std::pair<int64_t, double>> cases = {{0, 0.85}, {250, 0.90}, {500, 0.95}, {1000, 0.95}};
   for (const auto& [step, mu] : cases) {
     auto w = torch::zeros({2, 2}).requires_grad_();
-    auto opt = make_opt({{"name", "muon"}, {"lr", 0.0}}, {{"w", w}});
+    auto opt = make_optimizer({{"name", "muon"}, {"lr", 0.0}}, {{"w", w}});
     opt->load_state({{"w.momentum_buffer", torch::ones({2, 2})}});
     w.mutable_grad() = torch::zeros({2, 2});
     opt->step(1.0, step);
@@ -82,8 +79,8 @@ TEST(Muon, BankSlicesUpdateLikeSeparateMatrices) {
   auto bank = torch::randn({2, 3, 2}).requires_grad_();
   auto a = bank.detach()[0].clone().requires_grad_(), b = bank.detach()[1].clone().requires_grad_();
   const Json cfg = {{"name", "muon"}, {"ns_dtype", "fp32"}, {"row_normalize", true}};
-  auto ob = make_opt(cfg, {{"bank", bank}});
-  auto o1 = make_opt(cfg, {{"a", a}}), o2 = make_opt(cfg, {{"b", b}});
+  auto ob = make_optimizer(cfg, {{"bank", bank}});
+  auto o1 = make_optimizer(cfg, {{"a", a}}), o2 = make_optimizer(cfg, {{"b", b}});
   for (int64_t step = 0; step < 2; ++step) {
     auto g = torch::randn({2, 3, 2});
     g[1] *= 7.0;  // per-slice normalisation: one slice's scale must not change the other's update
@@ -113,9 +110,9 @@ TEST(Muon, SameShapeMatricesInOneGroupUpdateLikeSeparateOptimizers) {
   }
   const Json cfg = {{"name", "muon"}, {"ns_dtype", "fp32"}, {"row_normalize", true}, {"weight_decay", 0.1},
                     {"coefficients", "polar_express"}};
-  auto group = make_opt(cfg, named);
+  auto group = make_optimizer(cfg, named);
   std::vector<std::shared_ptr<Optimizer>> singles;
-  for (size_t i = 0; i < ws.size(); ++i) singles.push_back(make_opt(cfg, {{"w", alone[i]}}));
+  for (size_t i = 0; i < ws.size(); ++i) singles.push_back(make_optimizer(cfg, {{"w", alone[i]}}));
   for (int64_t step = 0; step < 3; ++step) {
     for (size_t i = 0; i < ws.size(); ++i) {
       const bool skip = step == 1 && i == 1;
@@ -135,13 +132,13 @@ TEST(Muon, SameShapeMatricesInOneGroupUpdateLikeSeparateOptimizers) {
 
 TEST(Muon, RejectsVectorsAndSkipsParamsWithoutGrad) {
   try {
-    make_opt({{"name", "muon"}}, {{"blocks.0.attn_scale", torch::zeros({4}, torch::requires_grad())}});
+    make_optimizer({{"name", "muon"}}, {{"blocks.0.attn_scale", torch::zeros({4}, torch::requires_grad())}});
     FAIL() << "a 1-D parameter was accepted";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("'blocks.0.attn_scale' has 1 dimensions"), std::string::npos) << e.what();
   }
   auto w = torch::ones({2, 2}).requires_grad_();
-  auto opt = make_opt({{"name", "muon"}}, {{"w", w}});
+  auto opt = make_optimizer({{"name", "muon"}}, {{"w", w}});
   opt->step(1.0, 0);  // no gradient: unchanged
   EXPECT_TRUE(torch::equal(w.detach(), torch::ones({2, 2})));
 }
@@ -150,7 +147,7 @@ TEST(Muon, StateRoundTripGivesIdenticalNextStep) {
   torch::manual_seed(6);
   auto w1 = torch::randn({4, 3}).requires_grad_();
   const Json cfg = {{"name", "muon"}, {"momentum_dtype", "bf16"}};
-  auto o1 = make_opt(cfg, {{"w", w1}});
+  auto o1 = make_optimizer(cfg, {{"w", w1}});
   for (int64_t s = 0; s < 2; ++s) {
     w1.mutable_grad() = torch::randn({4, 3});
     o1->step(1.0, s);
@@ -158,7 +155,7 @@ TEST(Muon, StateRoundTripGivesIdenticalNextStep) {
   const auto saved = o1->state();
   EXPECT_EQ(saved.at("w.momentum_buffer").scalar_type(), torch::kBFloat16);
   auto w2 = w1.detach().clone().requires_grad_();
-  auto o2 = make_opt(cfg, {{"w", w2}});
+  auto o2 = make_optimizer(cfg, {{"w", w2}});
   o2->load_state(saved);
   const auto g = torch::randn({4, 3});
   w1.mutable_grad() = g.clone();

@@ -5,16 +5,13 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <chrono>
 #include "framework/optimizer.h"
+#include "tests/component_testing.h"
 #include "optim/newton_schulz.h"
 
 namespace pgolf {
 namespace {
-std::shared_ptr<Optimizer> mk(const Json& j, std::vector<NamedParam> params) {
-  Schema s;
-  s.component("opt", "optimizer", "", "under test");
-  const Json v = s.validate(Json{{"opt", j}}, "", "test");
-  return OptimizerRegistry::get().build(Config(v["opt"], "optim.groups[0]"), std::move(params));
-}
+
+using testing::make_optimizer;
 struct SyncGuard {  // any host sync inside throws
   SyncGuard() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
   ~SyncGuard() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
@@ -25,8 +22,8 @@ void run_same(const Json& cfg_gpu, const Json& cfg_cpu, std::vector<int64_t> sha
   auto w0 = torch::randn(shape).to(dt);
   auto wc = w0.clone().requires_grad_();
   auto wg = w0.to(torch::kCUDA).requires_grad_();
-  auto oc = mk(cfg_cpu, {{"w", wc}});
-  auto og = mk(cfg_gpu, {{"w", wg}});
+  auto oc = make_optimizer(cfg_cpu, {{"w", wc}});
+  auto og = make_optimizer(cfg_gpu, {{"w", wg}});
   for (int64_t s = 0; s < 4; ++s) {
     auto g = torch::randn(shape).to(dt);
     wc.mutable_grad() = g.clone();
@@ -76,8 +73,8 @@ TEST(OptimCuda, BaselineStepTiming) {
   for (int i = 0; i < 40; ++i) rest.push_back({"s" + std::to_string(i), torch::randn({512}, torch::kCUDA).requires_grad_()});
   for (auto* v : {&mats, &rest})
     for (auto& p : *v) p.param.mutable_grad() = torch::randn_like(p.param);
-  auto muon = mk({{"name", "muon"}}, mats);
-  auto adam = mk({{"name", "adam"}}, rest);
+  auto muon = make_optimizer({{"name", "muon"}}, mats);
+  auto adam = make_optimizer({{"name", "adam"}}, rest);
   for (int s = 0; s < 5; ++s) { muon->step(1, s); adam->step(1, s); }
   torch::cuda::synchronize();
   for (auto* o : {&muon, &adam}) {

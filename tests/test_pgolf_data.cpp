@@ -3,7 +3,6 @@
 // cap paths: caseops encode|decode, train-tokenizer --transform caseops, prepare --sidecar,
 // make-cap-tokenizer + prepare --transform cap, and non-UTF-8 input.
 #include <gtest/gtest.h>
-#include <lzma.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -191,13 +190,7 @@ TEST_F(PgolfData, OutputDoesNotDependOnThreads) {
 
 TEST_F(PgolfData, XzInputGivesTheSameShards) {
   const std::string text = pgolf::read_file(dir_ + "/val.jsonl");
-  std::string xz(text.size() + 1024, '\0');
-  size_t pos = 0;
-  ASSERT_EQ(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, nullptr, reinterpret_cast<const uint8_t*>(text.data()),
-                                    text.size(), reinterpret_cast<uint8_t*>(xz.data()), &pos, xz.size()),
-            LZMA_OK);
-  xz.resize(pos);
-  pgolf::write_file_atomic(dir_ + "/val.jsonl.xz", xz);
+  pgolf::write_file_atomic(dir_ + "/val.jsonl.xz", pgolf::testing::xz_compress(text));
   const RunResult r = run("prepare --tokenizer " + model() + " --train " + dir_ + "/val.jsonl.xz --val " + dir_ +
                     "/val.jsonl.xz --out " + dir_ + "/xz --threads 2");
   ASSERT_EQ(r.code, 0) << r.out;

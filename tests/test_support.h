@@ -2,6 +2,7 @@
 // the project's binaries with its output captured.
 #pragma once
 
+#include <lzma.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -36,6 +37,17 @@ struct TempDir {
     return file(name);
   }
 };
+
+// `text` compressed as .xz (preset 6, CRC-64), for inputs the readers must decompress.
+inline std::string xz_compress(const std::string& text) {
+  std::string xz(text.size() + 1024, '\0');
+  size_t pos = 0;
+  if (lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, nullptr, reinterpret_cast<const uint8_t*>(text.data()),
+                              text.size(), reinterpret_cast<uint8_t*>(xz.data()), &pos, xz.size()) != LZMA_OK)
+    throw std::runtime_error("xz compression failed");
+  xz.resize(pos);
+  return xz;
+}
 
 struct CommandResult {
   int code;         // the exit status; -1 when the process did not exit normally (killed by a signal)

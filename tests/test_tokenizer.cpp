@@ -1,6 +1,5 @@
 // SentencePiece training with the challenge settings, the model wrapper, and the text input readers.
 #include <gtest/gtest.h>
-#include <lzma.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -285,12 +284,7 @@ TEST(TextInput, LineReaderPlainAndXz) {
   const std::string& dir = tmp.path;
   const std::string text = "alpha\n\nbeta gamma\r\nlast-without-newline";
   pgolf::write_file_atomic(dir + "/a.txt", text);
-  std::string xz(text.size() + 1024, '\0');
-  size_t pos = 0;
-  ASSERT_EQ(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, nullptr, reinterpret_cast<const uint8_t*>(text.data()),
-                                    text.size(), reinterpret_cast<uint8_t*>(xz.data()), &pos, xz.size()),
-            LZMA_OK);
-  xz.resize(pos);
+  const std::string xz = pgolf::testing::xz_compress(text);
   pgolf::write_file_atomic(dir + "/a.txt.xz", xz);
   for (const std::string f : {"/a.txt", "/a.txt.xz"}) {
     pgolf::LineReader r(dir + f);
