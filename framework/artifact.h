@@ -4,15 +4,18 @@
 
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "framework/comm.h"
+#include "framework/named_state.h"
 #include "framework/registry.h"
 
 namespace pgolf {
 
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+struct LanguageModel;
 
 // What a quantiser produces: named tensors (int8 codes, fp16 scales, passthrough values) and a small
 // JSON description per source tensor saying how to rebuild it.
@@ -21,10 +24,23 @@ struct QuantizedState {
   Json meta = Json::object();
 };
 
+// What a quantiser sees: the model being exported (weights averaged and pruned), its state by name (live
+// tensors on the device), the Hessians a calibration stage collected (input-activation H = sum x^T x by
+// parameter name; empty when none ran), the device and the communicator.
+struct QuantizerContext {
+  LanguageModel* model = nullptr;  // null when only a state is quantised (tests, tools)
+  NamedTensors state;
+  const std::map<std::string, torch::Tensor>& hessians;
+  torch::Device device;
+  Communicator& comm;
+};
+
 struct Quantizer {
   static constexpr const char* kKind = "quantizer";
   virtual ~Quantizer() = default;
-  virtual QuantizedState quantize(const NamedTensors& state) const = 0;
+  virtual QuantizedState quantize(const QuantizerContext& ctx) const = 0;
+  // A bare state on the CPU, with no model, Hessians or other ranks (tests, tools).
+  QuantizedState quantize_state(const NamedTensors& state) const;
   // Rebuilds every tensor quantize() saw, in its original dtype and order.
   virtual NamedTensors dequantize(const QuantizedState& q) const = 0;
 };

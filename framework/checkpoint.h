@@ -1,10 +1,10 @@
 // Training state: everything a step changes, captured and restored exactly (warmup rollback), and written
 // to a checkpoint file (resume).
 //
-// A checkpoint file is the artifact container (framework/artifact.h: tensors + JSON meta, CRC-32 over all
-// of it) with tensors named "model/<name>", "optim/<group>/<key>", "avg/<i>/<key>", "rng/cpu", "rng/cuda",
-// and a meta object holding the format tag, the loader position, the averagers' meta and whatever the
-// caller adds (step, training time, world size, the resolved recipe). It is written to a temporary file
+// A checkpoint file is a tensor archive of its own format ("PGCK", framework/tensor_archive.h: tensors + JSON
+// meta, CRC-32 over all of it) with tensors named "model/<name>", "optim/<group>/<key>", "hook/<i>/<key>",
+// "rng/cpu", "rng/cuda", and a meta object holding the loader position, the training hooks' meta and whatever
+// the caller adds (step, training time, world size, the resolved recipe). It is written to a temporary file
 // and renamed into place, so a process killed at any moment leaves either the previous checkpoint or the
 // new one, never a torn file.
 #pragma once
@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/artifact.h"
-#include "framework/averager.h"
+#include "framework/named_state.h"
+#include "framework/training_hook.h"
 #include "framework/loader.h"
 #include "framework/model.h"
 #include "framework/optimizer.h"
@@ -27,11 +27,11 @@ namespace pgolf {
 struct TrainingState {
   NamedTensors model;                                             // parameters and buffers, by name
   std::vector<std::map<std::string, torch::Tensor>> optimizers;   // one per optim.groups entry
-  std::vector<std::map<std::string, torch::Tensor>> averagers;    // one per optim.averaging entry
-  std::vector<Json> averager_meta;
+  std::vector<std::map<std::string, torch::Tensor>> hooks;        // one per train.hooks entry
+  std::vector<Json> hook_meta;
   Json loader;
   torch::Tensor cpu_rng;   // torch's default CPU generator
-  torch::Tensor cuda_rng;  // torch's default CUDA generator (device 0); undefined without CUDA
+  torch::Tensor cuda_rng;  // torch's default CUDA generator of the current device; undefined without CUDA
 };
 
 // The live objects a TrainingState describes.
@@ -39,7 +39,7 @@ struct TrainingParts {
   LanguageModel& model;
   const std::vector<std::shared_ptr<Optimizer>>& optimizers;
   TrainLoader& loader;
-  const std::vector<std::shared_ptr<Averager>>& averagers;
+  const TrainingHooks& hooks;
 };
 
 // Copies (clones on the tensors' own devices: no host transfer) of everything in `parts`.

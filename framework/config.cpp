@@ -164,8 +164,8 @@ Schema& Schema::component(const std::string& name, const std::string& kind, cons
   return *this;
 }
 
-Schema& Schema::component_list(const std::string& name, const std::string& kind, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::ComponentList, Json::array()};
+Schema& Schema::component_list(const std::string& name, const std::string& kind, const std::string& help, Json def) {
+  KeySpec k{name, KeySpec::Type::ComponentList, std::move(def)};
   k.kind = kind; k.help = help;
   add(std::move(k));
   return *this;

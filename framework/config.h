@@ -54,7 +54,9 @@ class Schema {
   Schema& section(const std::string& name, Schema schema, const std::string& help);
   // A nested component {"name": <registered name>, ...its keys}; def is the name used when absent.
   Schema& component(const std::string& name, const std::string& kind, const std::string& def, const std::string& help);
-  Schema& component_list(const std::string& name, const std::string& kind, const std::string& help);
+  // def: the list used when the key is absent (each entry a component section), empty by default.
+  Schema& component_list(const std::string& name, const std::string& kind, const std::string& help,
+                         Json def = Json::array());
   // Adds every key of `other` (a shared block of keys, e.g. those common to all optimizers).
   Schema& merge(const Schema& other);
 

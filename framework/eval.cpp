@@ -12,6 +12,20 @@ namespace pgolf {
 
 double EvalResult::val_bpb() const { return bytes > 0 ? loss_sum / (std::log(2.0) * bytes) : 0.0; }
 
+Communicator& EvalContext::communicator() const {
+  static LocalCommunicator local;
+  return comm ? *comm : local;
+}
+
+EvalResult all_reduce_result(const torch::Tensor& loss_sum, double tokens, const torch::Tensor& byte_sum,
+                             const EvalContext& ctx) {
+  auto sums = torch::stack({loss_sum.to(torch::kFloat64), torch::full({}, tokens, loss_sum.options().dtype(torch::kFloat64)),
+                            byte_sum.to(torch::kFloat64)});
+  ctx.communicator().all_reduce_sum(sums);
+  const auto host = sums.cpu();
+  return EvalResult{host[0].item<double>(), host[1].item<double>(), host[2].item<double>()};
+}
+
 ValStream load_val_stream(const std::vector<std::string>& files, int64_t seq_len, int64_t max_tokens) {
   if (seq_len <= 0) throw std::runtime_error("load_val_stream: seq_len must be positive, got " + std::to_string(seq_len));
   std::vector<std::unique_ptr<ShardView>> views;
@@ -61,12 +75,9 @@ class FullEvaluator : public Evaluator {
                       const EvalContext& ctx) const override {
     const int64_t T = ctx.seq_len;
     if (T <= 0) throw std::runtime_error("full evaluator: seq_len must be positive, got " + std::to_string(T));
-    if (ctx.world <= 0 || ctx.rank < 0 || ctx.rank >= ctx.world)
-      throw std::runtime_error("full evaluator: rank " + std::to_string(ctx.rank) + " is outside world size " +
-                               std::to_string(ctx.world));
     const int64_t n = val.tokens.numel();
     const int64_t total = n > 0 ? (n - 1) / T : 0;
-    const int64_t first = total * ctx.rank / ctx.world, last = total * (ctx.rank + 1) / ctx.world;
+    const int64_t first = total * ctx.rank() / ctx.world(), last = total * (ctx.rank() + 1) / ctx.world();
     const int64_t per_batch = std::max<int64_t>(1, ctx.batch_tokens / T);
 
     EvalModeGuard mode(model);
@@ -87,8 +98,7 @@ class FullEvaluator : public Evaluator {
       byte_sum += bytes.target_bytes(x, y, pos).to(f64).sum();
       tokens += b * T;
     }
-    // One host sync for the whole pass.
-    return EvalResult{loss_sum.item<double>(), static_cast<double>(tokens), byte_sum.item<double>()};
+    return all_reduce_result(loss_sum, static_cast<double>(tokens), byte_sum, ctx);  // one host sync for the pass
   }
 };
 

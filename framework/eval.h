@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/comm.h"
 #include "framework/model.h"
 #include "framework/registry.h"
 
@@ -47,20 +48,32 @@ struct ByteCounter {
 };
 using ByteCounterRegistry = Registry<ByteCounter, const ByteCounterContext&>;
 
+// What an evaluator runs in: its share of the work comes from comm's rank and world, its sums are
+// all-reduced through comm; `stage` names the evaluation ("val" mid-training, then the post-training
+// stage's label: "pre_quant", "quantized", ...) for logs and for evaluators that act only in some stages.
 struct EvalContext {
   int64_t seq_len = 0;
   int64_t batch_tokens = 0;  // tokens per forward on this rank
   torch::Device device = torch::kCPU;
-  int rank = 0;
-  int world = 1;
+  Communicator* comm = nullptr;  // null: a single process
+  std::string stage = "val";
+  Communicator& communicator() const;
+  int rank() const { return communicator().rank(); }
+  int world() const { return communicator().world(); }
 };
 
+// Scores the model on the validation stream. The result is the total over all ranks: every rank calls
+// evaluate, each scores its share, and the evaluator all-reduces the fp64 sums (spec §5.1) before returning.
 struct Evaluator {
   static constexpr const char* kKind = "evaluator";
   virtual ~Evaluator() = default;
   virtual EvalResult evaluate(LanguageModel& model, const ValStream& val, const ByteCounter& bytes,
                               const EvalContext& ctx) const = 0;
 };
+
+// loss_sum, tokens, bytes summed over the ranks of ctx (one all-reduce; a host sync).
+EvalResult all_reduce_result(const torch::Tensor& loss_sum, double tokens, const torch::Tensor& byte_sum,
+                             const EvalContext& ctx);
 using EvaluatorRegistry = Registry<Evaluator>;
 
 }  // namespace pgolf

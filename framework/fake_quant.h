@@ -1,10 +1,12 @@
 // Straight-through fake quantisation of weight rows (late QAT, spec training §3.7): the forward sees the
 // weight rounded to signed `bits`-bit integers with one scale per row, the backward passes the gradient
-// through unchanged. Layers that can train this way implement FakeQuantTarget; a component (optim/late_qat)
-// switches them on through it, so optim/ never needs to know a layer type.
+// through unchanged. Late QAT (optim/late_qat.cpp) installs FakeQuantTap on the model's linear tap sites
+// (framework/tap.h), so optim/ never needs to know a layer type.
 #pragma once
 
 #include <torch/torch.h>
+
+#include "framework/tap.h"
 
 namespace pgolf {
 
@@ -13,10 +15,17 @@ namespace pgolf {
 // Computed in fp32; returned in w's dtype.
 torch::Tensor fake_quantize_rows(const torch::Tensor& w, int bits);
 
-struct FakeQuantTarget {
-  virtual ~FakeQuantTarget() = default;
-  // 0 = off; otherwise every forward in train mode uses fake_quantize_rows(weight, bits).
-  virtual void set_fake_quant_bits(int bits) = 0;
+// The tap late QAT installs: every 2-D linear weight is fake-quantised in train-mode forwards; evaluation
+// sees the fp32 weights.
+class FakeQuantTap : public Tap {
+ public:
+  explicit FakeQuantTap(int bits) : bits_(bits) {}
+  torch::Tensor weight(const TapSite&, const torch::Tensor& w, bool training) override {
+    return training && w.dim() == 2 ? fake_quantize_rows(w, bits_) : w;
+  }
+
+ private:
+  int bits_;
 };
 
 }  // namespace pgolf

@@ -16,7 +16,9 @@ class NonFiniteGuard {
   explicit NonFiniteGuard(torch::Device device);
   // `loss` and `grad_norm` are 0-d tensors of step `step` (either may be undefined to skip it).
   void observe(const torch::Tensor& loss, const torch::Tensor& grad_norm, int64_t step);
-  // Host sync: the first step observed with a non-finite value, or -1.
+  // The first step observed with a non-finite value, or -1: a 0-d int64 device tensor (no sync) ...
+  const torch::Tensor& first_bad() const { return first_bad_; }
+  // ... and read back to the host (a sync).
   int64_t first_bad_step() const;
 
  private:

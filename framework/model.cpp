@@ -8,4 +8,20 @@ int64_t count_parameters(const torch::nn::Module& m) {
   return n;
 }
 
+TapSet& LanguageModel::taps() {
+  if (!taps_bound_) {
+    for (const auto& m : named_modules("", /*include_self=*/false))
+      if (auto* t = dynamic_cast<Tappable*>(m.value().get())) t->bind_tap(t->site_at(m.key()), &taps_);
+    taps_bound_ = true;
+  }
+  return taps_;
+}
+
+std::vector<TapSite> LanguageModel::tap_sites() {
+  std::vector<TapSite> out;
+  for (const auto& m : named_modules("", /*include_self=*/false))
+    if (auto* t = dynamic_cast<Tappable*>(m.value().get())) out.push_back(t->site_at(m.key()));
+  return out;
+}
+
 }  // namespace pgolf

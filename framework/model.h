@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "framework/registry.h"
+#include "framework/tap.h"
 
 namespace pgolf {
 
@@ -42,8 +43,16 @@ struct LanguageModel : torch::nn::Module {
   // run as if late in training (framework/warmup.h).
   virtual void reset_train_progress() {}
 
+  // The taps installed on this model (framework/tap.h). The first call binds every tap site of the model
+  // (its CastedLinears and TapPoints, named by module path) to this set.
+  TapSet& taps();
+  // Every tap site of the model, in module order.
+  std::vector<TapSite> tap_sites();
+
  protected:
   torch::ScalarType compute_dtype_ = torch::kFloat32;
+  TapSet taps_;
+  bool taps_bound_ = false;
 };
 
 using ModelRegistry = Registry<LanguageModel>;

@@ -58,7 +58,8 @@ Selection read_selection(const Config& group) {
 
 }  // namespace
 
-std::vector<std::shared_ptr<Optimizer>> build_optimizers(const Config& optim, const std::vector<NamedParam>& all) {
+std::vector<std::shared_ptr<Optimizer>> build_optimizers(const Config& optim, const std::vector<NamedParam>& all,
+                                                         Communicator* comm) {
   const std::vector<Config> groups = optim.list("groups");
   const std::vector<std::string> control = optim.strings("control_patterns");
   std::vector<Selection> sel;
@@ -97,7 +98,7 @@ std::vector<std::shared_ptr<Optimizer>> build_optimizers(const Config& optim, co
   }
 
   std::vector<std::shared_ptr<Optimizer>> out;
-  for (size_t g = 0; g < groups.size(); ++g) out.push_back(OptimizerRegistry::get().build(groups[g], taken[g]));
+  for (size_t g = 0; g < groups.size(); ++g) out.push_back(OptimizerRegistry::get().build(groups[g], OptimizerContext{taken[g], comm}));
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/comm.h"
 #include "framework/registry.h"
 
 namespace pgolf {
@@ -18,6 +19,13 @@ namespace pgolf {
 struct NamedParam {
   std::string name;
   torch::Tensor param;
+};
+
+// What an optimizer is built over: its group's parameters, and the communicator (an optimizer may split
+// work across ranks — sharded Muon — as long as every rank ends with the same update).
+struct OptimizerContext {
+  std::vector<NamedParam> params;
+  Communicator* comm = nullptr;  // null: a single process
 };
 
 struct Optimizer {
@@ -33,15 +41,17 @@ struct Optimizer {
 
  protected:
   std::vector<NamedParam> params_;
+  Communicator* comm_ = nullptr;
 };
 
-using OptimizerRegistry = Registry<Optimizer, std::vector<NamedParam>>;
+using OptimizerRegistry = Registry<Optimizer, const OptimizerContext&>;
 
 // Keys every optimizer section has: the parameter selection and the base learning rate.
 Schema optimizer_common_schema(double default_lr);
 
 // Splits `all` into the recipe's groups (optim.groups) and builds one optimizer per group.
-std::vector<std::shared_ptr<Optimizer>> build_optimizers(const Config& optim, const std::vector<NamedParam>& all);
+std::vector<std::shared_ptr<Optimizer>> build_optimizers(const Config& optim, const std::vector<NamedParam>& all,
+                                                         Communicator* comm = nullptr);
 
 struct Progress {
   int64_t step = 0;           // optimizer steps done

@@ -76,6 +76,14 @@ void apply_override(Json& j, const std::string& spec, const std::string& name) {
   }
 }
 
+// The framework's post-training pipeline: averaged weights scored, pruned, quantised (int8 per row),
+// compressed (zlib), written, reloaded from the artifact's bytes and scored again.
+Json default_pipeline() {
+  return Json::array({Json{{"name", "apply_averaging"}}, Json{{"name", "evaluate"}, {"label", "pre_quant"}},
+                      Json{{"name", "prune"}}, Json{{"name", "quantize"}}, Json{{"name", "write_artifact"}},
+                      Json{{"name", "reload_artifact"}}, Json{{"name", "evaluate"}, {"label", "quantized"}}});
+}
+
 Schema make_recipe_schema() {
   Schema data;
   data.string("train", "data/default/default_train_*.bin", "glob of training token shards (_bytes_ sidecars are ignored)")
@@ -95,8 +103,6 @@ Schema make_recipe_schema() {
       .boolean("grad_clip_local", false,
                "clip each rank's own gradient before the cross-rank average (A2, spec 3.6: the update is the mean of "
                "locally clipped gradients) instead of the averaged one; the same thing with one process")
-      .component_list("averaging", "averager",
-                      "weight averaging and weight hooks, in order: ema, swa, late_qat, magnitude_prune (empty = none)")
       .string_list("control_patterns", {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weight"},
                    "name substrings of control tensors (kept fp32, sent to scalar groups)");
 
@@ -118,25 +124,14 @@ Schema make_recipe_schema() {
                "write RUN_DIR/checkpoint.bin every N steps (0 = never); `trainer --resume RUN_DIR` continues from it")
       .integer("nan_check_every", 100, 0, 1e12,
                "read the device-side NaN/Inf flag of the loss and gradient norm back every N steps (a host sync), "
-               "besides every log and checkpoint step; 0 = only then. A divergence stops the run at most this late");
+               "besides every log and checkpoint step; 0 = only then. A divergence stops the run at most this late")
+      .component_list("hooks", "training_hook",
+                      "training hooks, in order: weight averaging (ema, swa), late_qat, magnitude_prune (empty = none)");
 
   Schema eval;
   eval.component("evaluator", "evaluator", "full", "how validation is scored")
       .component("byte_counter", "byte_counter", "lut", "how target bytes are counted for val_bpb")
       .integer("batch_tokens", 524288, 1, 1LL << 34, "validation tokens per forward over all ranks");
-
-  Schema code;
-  code.choice("count", "compressed", {"compressed", "raw", "none"},
-              "how the code is counted: the project's sources compressed with the artifact compressor, raw, or not")
-      .string_list("sources", {"framework", "models", "optim", "quant", "tokenizers", "ttt", "apps", "CMakeLists.txt"},
-                   "files and directories (relative to the source tree) that make up the submitted code");
-
-  Schema artifact;
-  artifact.boolean("enabled", true, "quantise, compress, reload and re-evaluate after training")
-      .component("quantizer", "quantizer", "int8_row", "weight quantiser")
-      .component("compressor", "compressor", "zlib", "byte compressor of the serialised weights")
-      .integer("budget_bytes", 16000000, 0, 1e12, "decimal byte budget for weights + code")
-      .section("code", code, "code-size accounting");
 
   Schema root;
   root.string("description", "", "what this recipe is")
@@ -146,8 +141,8 @@ Schema make_recipe_schema() {
       .section("optim", optim, "optimizers and parameter groups")
       .component("schedule", "schedule", "linear_warmdown", "learning-rate schedule")
       .section("train", train, "the training loop")
-      .section("eval", eval, "validation")
-      .section("artifact", artifact, "the submission artifact");
+      .section("eval", eval, "validation during training")
+      .component_list("pipeline", "stage", "post-training stages, in order (framework/pipeline.h)", default_pipeline());
   return root;
 }
 

@@ -10,7 +10,8 @@ namespace fs = std::filesystem;
 
 namespace pgolf {
 
-RunDir::RunDir(const std::string& path) : path_(path) {
+RunDir::RunDir(const std::string& path, int rank) : path_(path), writer_(rank == 0) {
+  if (!writer_) return;
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec) throw std::runtime_error(path + ": cannot create the run directory (" + ec.message() + "); pass --out DIR");
@@ -20,7 +21,8 @@ RunDir::RunDir(const std::string& path) : path_(path) {
   if (!metrics_) throw std::runtime_error(file("metrics.jsonl") + ": cannot open for writing");
 }
 
-RunDir::RunDir(const std::string& path, int64_t metrics_bytes) : path_(path) {
+RunDir::RunDir(const std::string& path, int64_t metrics_bytes, int rank) : path_(path), writer_(rank == 0) {
+  if (!writer_) return;
   if (!fs::exists(fs::path(path) / "recipe.json"))
     throw std::runtime_error(path + ": holds no run to resume (no recipe.json); pass the directory a run wrote");
   std::string metrics;
@@ -40,14 +42,17 @@ RunDir::~RunDir() {
 }
 
 void RunDir::metric(const Json& record) {
+  if (!writer_) return;
   const std::string line = record.dump() + "\n";
   std::fwrite(line.data(), 1, line.size(), metrics_);
   std::fflush(metrics_);
 }
 
-int64_t RunDir::metrics_bytes() const { return static_cast<int64_t>(std::ftell(metrics_)); }
+int64_t RunDir::metrics_bytes() const { return writer_ ? static_cast<int64_t>(std::ftell(metrics_)) : 0; }
 
-void RunDir::write_json(const std::string& name, const Json& j) const { write_file_atomic(file(name), j.dump(2) + "\n"); }
+void RunDir::write_json(const std::string& name, const Json& j) const {
+  if (writer_) write_file_atomic(file(name), j.dump(2) + "\n");
+}
 
 std::string default_run_dir(const std::string& recipe_file, int64_t seed) {
   std::time_t t = std::time(nullptr);

@@ -14,7 +14,7 @@ namespace pgolf {
 // Runs `steps` calls of `step` with the model at training fraction 0, then `late_steps` more at fraction 1
 // (on_train_progress(1.0): what switches on late in training, such as family A's depth loop, is warmed up
 // too), then restores the state captured before the first call and calls model.reset_train_progress().
-// The averagers in `parts` are captured and restored like everything else (the Trainer begins them after).
+// The training hooks in `parts` are captured and restored like everything else (the Trainer begins them after).
 void warmup_and_rollback(const TrainingParts& parts, int64_t steps, int64_t late_steps, const std::function<void()>& step);
 
 }  // namespace pgolf

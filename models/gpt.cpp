@@ -9,7 +9,7 @@
 //              if j < skip slots and a skip is left: x = skip.merge(x, pop(), j)
 //              x = block_i(x)  or, in lanes: (A, M) = block_i.lane_branches(x, lane1); (x, lane1) = lanes.mix(i, ...)
 //   h  = lanes.merge(x, lane1) if lanes were used;  h = RMSNorm(h)
-//   z  = h · tok_embᵀ (tied head);  logits = C·tanh(z/C);  nll = cross-entropy of fp32 logits
+//   z  = h · tok_embᵀ (tied head; h and z pass the "head" tap site);  logits = C·tanh(z/C);  nll = cross-entropy of fp32 logits
 // The recurrence component gives the order (plain, family A's segment loop) and, for #461, the shared
 // cores the blocks run on.
 #include "framework/model.h"
@@ -70,6 +70,7 @@ struct Gpt : LanguageModel {
     skip = optional_module("skip", SkipRegistry::get().build(cfg.sub("skip"), SkipContext{ctx.dim, skip_slots_}));
     lanes = optional_module("lanes", LaneRegistry::get().build(cfg.sub("lanes"), ctx));
     value_embedding = optional_module("ve_shared", ValueEmbeddingRegistry::get().build(cfg.sub("value_embedding"), ctx));
+    head = register_module("head", TapPoint("tok_emb.weight"));  // the tied head's input: the final-norm output
   }
 
   template <class T>
@@ -92,6 +93,7 @@ struct Gpt : LanguageModel {
 
   torch::Tensor hidden(const torch::Tensor& ids, const Segments& segments) {
     const auto dt = compute_dtype_;
+    if (!taps_.empty()) taps_.begin_forward();
     // 1-2. embedding, smear, norm: x0
     auto e = tok_emb->forward(ids).to(dt);
     if (bigram) e = e + bigram->forward(ids, dt);
@@ -130,7 +132,8 @@ struct Gpt : LanguageModel {
   }
 
   torch::Tensor logits(const torch::Tensor& ids, const Segments& segments) {
-    auto z = torch::nn::functional::linear(hidden(ids, segments), tok_emb->weight.to(compute_dtype_));
+    auto h = head(hidden(ids, segments));
+    auto z = head->output(h, torch::nn::functional::linear(h, tok_emb->weight.to(compute_dtype_)));
     return softcap_ * torch::tanh(z / softcap_);
   }
 
@@ -169,6 +172,7 @@ struct Gpt : LanguageModel {
   std::shared_ptr<SkipConnection> skip;
   std::shared_ptr<LaneMixer> lanes;
   std::shared_ptr<ValueEmbedding> value_embedding;
+  TapPoint head{nullptr};
 };
 
 Schema schema() {

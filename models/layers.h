@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "framework/fake_quant.h"
+#include "framework/tap.h"
 
 namespace pgolf {
 
@@ -17,16 +17,17 @@ inline torch::Tensor rms_norm(const torch::Tensor& x) {
 }
 
 // A bias-free linear layer whose fp32 master weight is cast to the input's dtype at use, so the matmul
-// runs in bf16 on the GPU while the optimizer updates fp32.
-// Late QAT (framework/fake_quant.h) switches its train-mode forward to straight-through fake-quantised rows.
-struct CastedLinearImpl : torch::nn::Module, FakeQuantTarget {
+// runs in bf16 on the GPU while the optimizer updates fp32. It is a tap site (framework/tap.h): late QAT
+// swaps its weight, calibration sees its input, TTT adds LoRA deltas to its output.
+struct CastedLinearImpl : torch::nn::Module, Tappable {
   CastedLinearImpl(int64_t in, int64_t out);
   torch::Tensor forward(const torch::Tensor& x) {
-    const torch::Tensor w = fake_quant_bits_ > 0 && is_training() ? fake_quantize_rows(weight, fake_quant_bits_) : weight;
-    return torch::nn::functional::linear(x, w.to(x.scalar_type()));
+    if (!tapped()) return torch::nn::functional::linear(x, weight.to(x.scalar_type()));
+    taps_->observe(site_, x);
+    const torch::Tensor w = taps_->weight(site_, weight, is_training());
+    return taps_->output(site_, x, torch::nn::functional::linear(x, w.to(x.scalar_type())));
   }
-  void set_fake_quant_bits(int bits) override { fake_quant_bits_ = bits; }
-  int fake_quant_bits_ = 0;
+  TapSite site_at(const std::string& module) const override { return TapSite{module, module + ".weight", true}; }
   // init: "zeros", "default" (PyTorch nn.Linear: U(±1/sqrt(in))) or "orthogonal" (gain 1).
   void initialize(const std::string& init);
   torch::Tensor weight;

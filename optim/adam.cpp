@@ -9,13 +9,14 @@ namespace {
 
 class Adam : public Optimizer {
  public:
-  Adam(const Config& c, std::vector<NamedParam> params)
+  Adam(const Config& c, const OptimizerContext& ctx)
       : lr_(c.f("lr")),
         beta1_(c.f("beta1")),
         beta2_(c.f("beta2")),
         eps_(c.f("eps")),
         weight_decay_(c.f("weight_decay")) {
-    params_ = std::move(params);
+    params_ = ctx.params;
+    comm_ = ctx.comm;
     bool all_cuda = !params_.empty();
     for (const auto& p : params_) {
       exp_avg_.push_back(torch::zeros_like(p.param));  // moments in the parameter's dtype, as torch keeps them
@@ -126,8 +127,8 @@ Schema adam_schema() {
 
 PGOLF_REGISTER(
     OptimizerRegistry, "adam", adam_schema(),
-    [](const Config& c, std::vector<NamedParam> params) -> std::shared_ptr<Optimizer> {
-      return std::make_shared<Adam>(c, std::move(params));
+    [](const Config& c, const OptimizerContext& ctx) -> std::shared_ptr<Optimizer> {
+      return std::make_shared<Adam>(c, ctx);
     },
     "Adam/AdamW (decoupled weight decay), bias-corrected; fused ATen kernel on CUDA");
 

@@ -1,19 +1,19 @@
 // EMA (family A, spec training §3.7): an fp32 shadow of every floating state_dict entry, taken after the
 // warmup rollback and updated after every step from step 0: e ← d·e + (1 − d)·θ. At the end the shadow
 // replaces the weights, so the evaluated and exported model is the EMA.
-#include "framework/averager.h"
+#include "framework/training_hook.h"
 
 namespace pgolf {
 namespace {
 
-class Ema : public Averager {
+class Ema : public TrainingHook {
  public:
   explicit Ema(double decay) : decay_(decay) {}
 
   void begin(LanguageModel& model) override {
     names_.clear();
     shadow_.clear();
-    for (const auto& [name, t] : averaged_tensors(model)) {
+    for (const auto& [name, t] : named_state(model, /*floating_only=*/true)) {
       names_.push_back(name);
       shadow_.push_back(t.detach().to(torch::kFloat32).clone());
     }
@@ -22,7 +22,7 @@ class Ema : public Averager {
   void after_step(LanguageModel& model, double, int64_t) override {
     torch::NoGradGuard g;
     std::vector<torch::Tensor> live;
-    for (const auto& [name, t] : averaged_tensors(model)) live.push_back(t.scalar_type() == torch::kFloat32 ? t : t.to(torch::kFloat32));
+    for (const auto& [name, t] : named_state(model, /*floating_only=*/true)) live.push_back(t.scalar_type() == torch::kFloat32 ? t : t.to(torch::kFloat32));
     check(live.size());
     at::_foreach_mul_(shadow_, decay_);
     at::_foreach_add_(shadow_, live, 1.0 - decay_);
@@ -30,7 +30,7 @@ class Ema : public Averager {
 
   void finish(LanguageModel& model) override {
     torch::NoGradGuard g;
-    auto live = averaged_tensors(model);
+    auto live = named_state(model, /*floating_only=*/true);
     check(live.size());
     for (size_t i = 0; i < live.size(); ++i) live[i].second.copy_(shadow_[i]);
   }
@@ -67,8 +67,8 @@ class Ema : public Averager {
 };
 
 PGOLF_REGISTER(
-    AveragerRegistry, "ema", Schema().number("decay", 0.9965, 0.0, 1.0, "e <- decay*e + (1-decay)*theta after every step"),
-    [](const Config& c) -> std::shared_ptr<Averager> { return std::make_shared<Ema>(c.f("decay")); },
+    TrainingHookRegistry, "ema", Schema().number("decay", 0.9965, 0.0, 1.0, "e <- decay*e + (1-decay)*theta after every step"),
+    [](const Config& c) -> std::shared_ptr<TrainingHook> { return std::make_shared<Ema>(c.f("decay")); },
     "exponential moving average of the weights (fp32 shadow); the evaluated and exported weights are the EMA");
 
 }  // namespace

@@ -3,7 +3,7 @@
 // pre-quantisation evaluation, just before the quantiser (zeros compress well).
 #include <cmath>
 
-#include "framework/averager.h"
+#include "framework/training_hook.h"
 #include "framework/log.h"
 
 namespace pgolf {
@@ -18,7 +18,7 @@ torch::Tensor abs_quantile(const torch::Tensor& w, double q) {
   return torch::lerp(sorted[lo], sorted[hi], pos - static_cast<double>(lo));
 }
 
-class MagnitudePrune : public Averager {
+class MagnitudePrune : public TrainingHook {
  public:
   MagnitudePrune(double fraction, int64_t min_numel) : fraction_(fraction), min_numel_(min_numel) {}
 
@@ -45,11 +45,11 @@ class MagnitudePrune : public Averager {
   int64_t min_numel_;
 };
 
-PGOLF_REGISTER(AveragerRegistry, "magnitude_prune",
+PGOLF_REGISTER(TrainingHookRegistry, "magnitude_prune",
                Schema()
                    .number("fraction", 0.03, 0.0, 1.0, "zero the entries below this quantile of |w| (per tensor)")
                    .integer("min_numel", 65536, 0, 1e15, "only 2-D parameters with more entries than this"),
-               [](const Config& c) -> std::shared_ptr<Averager> {
+               [](const Config& c) -> std::shared_ptr<TrainingHook> {
                  return std::make_shared<MagnitudePrune>(c.f("fraction"), c.i("min_numel"));
                },
                "magnitude pruning before export (#461: 3% of every 2-D parameter with more than 65,536 entries)");

@@ -15,7 +15,7 @@ torch::ScalarType dtype_of(const std::string& s) { return s == "bf16" ? torch::k
 
 class Muon : public Optimizer {
  public:
-  Muon(const Config& c, std::vector<NamedParam> params)
+  Muon(const Config& c, const OptimizerContext& ctx)
       : lr_(c.f("lr")),
         momentum_(c.f("momentum")),
         warmup_start_(c.f("momentum_warmup_start")),
@@ -27,7 +27,8 @@ class Muon : public Optimizer {
         weight_decay_(c.f("weight_decay")),
         ns_dtype_(dtype_of(c.s("ns_dtype"))),
         momentum_dtype_(dtype_of(c.s("momentum_dtype"))) {
-    params_ = std::move(params);
+    params_ = ctx.params;
+    comm_ = ctx.comm;
     for (const auto& p : params_) {
       if (p.param.dim() != 2 && p.param.dim() != 3)
         throw ConfigError(c.key_path("params") + ": muon updates matrices (2-D) or banks of matrices (3-D), but '" +
@@ -137,8 +138,8 @@ Schema muon_schema() {
 
 PGOLF_REGISTER(
     OptimizerRegistry, "muon", muon_schema(),
-    [](const Config& c, std::vector<NamedParam> params) -> std::shared_ptr<Optimizer> {
-      return std::make_shared<Muon>(c, std::move(params));
+    [](const Config& c, const OptimizerContext& ctx) -> std::shared_ptr<Optimizer> {
+      return std::make_shared<Muon>(c, ctx);
     },
     "Muon: Nesterov momentum orthogonalised by Newton-Schulz (quintic or Polar Express), per matrix or bank slice");
 

@@ -7,12 +7,13 @@ namespace {
 
 class Sgd : public Optimizer {
  public:
-  Sgd(const Config& c, std::vector<NamedParam> params)
+  Sgd(const Config& c, const OptimizerContext& ctx)
       : lr_(c.f("lr")), momentum_(c.f("momentum")), nesterov_(c.b("nesterov")), weight_decay_(c.f("weight_decay")) {
     if (nesterov_ && momentum_ <= 0)
       throw ConfigError(c.key_path("nesterov") + ": Nesterov needs momentum > 0 (got momentum " +
                         std::to_string(momentum_) + ")");
-    params_ = std::move(params);
+    params_ = ctx.params;
+    comm_ = ctx.comm;
     bufs_.resize(params_.size());  // undefined until a parameter's first step, which copies its gradient in
   }
 
@@ -79,8 +80,8 @@ Schema sgd_schema() {
 
 PGOLF_REGISTER(
     OptimizerRegistry, "sgd", sgd_schema(),
-    [](const Config& c, std::vector<NamedParam> params) -> std::shared_ptr<Optimizer> {
-      return std::make_shared<Sgd>(c, std::move(params));
+    [](const Config& c, const OptimizerContext& ctx) -> std::shared_ptr<Optimizer> {
+      return std::make_shared<Sgd>(c, ctx);
     },
     "SGD with optional (Nesterov) momentum, torch.optim.SGD semantics");
 

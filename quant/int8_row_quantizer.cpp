@@ -57,7 +57,8 @@ class Int8RowQuantizer : public Quantizer {
   Int8RowQuantizer(double clip_percentile, int64_t keep_max, std::vector<std::string> keep_fp32)
       : q_(static_cast<float>(clip_percentile / 100.0)), keep_max_(keep_max), keep_fp32_(std::move(keep_fp32)) {}
 
-  QuantizedState quantize(const NamedTensors& state) const override {
+  QuantizedState quantize(const QuantizerContext& ctx) const override {
+    const NamedTensors& state = ctx.state;
     QuantizedState out;
     Json tensors = Json::object();
     std::set<std::string> names;
@@ -108,7 +109,7 @@ class Int8RowQuantizer : public Quantizer {
       throw std::runtime_error(std::string(kName) + " dequantize: the artifact's meta was not written by the " + kName +
                                " quantizer (meta.quantizer = " +
                                (q.meta.is_object() && q.meta.contains("quantizer") ? q.meta["quantizer"].dump() : "absent") +
-                               "); set artifact.quantizer to the one that wrote it");
+                               "); set the quantize stage's quantizer to the one that wrote it");
     std::map<std::string, const torch::Tensor*> stored;
     for (const auto& [n, t] : q.tensors) stored[n] = &t;
     auto need = [&](const std::string& src, const std::string& n, torch::ScalarType dt) -> const torch::Tensor& {

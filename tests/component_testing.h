@@ -5,8 +5,10 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <string>
 
+#include "framework/comm.h"
 #include "framework/config.h"
 #include "framework/model.h"
 #include "framework/optimizer.h"
@@ -27,7 +29,22 @@ inline std::shared_ptr<Optimizer> make_optimizer(const Json& section, std::vecto
   Schema s;
   s.component("opt", "optimizer", "", "under test");
   const Json v = s.validate(Json{{"opt", section}}, "", "test");
-  return OptimizerRegistry::get().build(Config(v["opt"], "optim.groups[0]"), std::move(params));
+  return OptimizerRegistry::get().build(Config(v["opt"], "optim.groups[0]"), OptimizerContext{std::move(params), nullptr});
+}
+
+// One rank's view of a world whose collectives change nothing: a test scores each rank's share with it and
+// adds the shares up (a simulated partition). The communicators live for the whole test program.
+struct FixedRankCommunicator : LocalCommunicator {
+  FixedRankCommunicator(int r, int w) : r_(r), w_(w) {}
+  int rank() const override { return r_; }
+  int world() const override { return w_; }
+  int r_, w_;
+};
+inline Communicator* one_rank_of(int rank, int world) {
+  static std::map<std::pair<int, int>, std::unique_ptr<FixedRankCommunicator>> all;
+  auto& c = all[{rank, world}];
+  if (!c) c = std::make_unique<FixedRankCommunicator>(rank, world);
+  return c.get();
 }
 
 inline LayerContext layer_context(int64_t dim, int64_t heads, int64_t kv_heads, int64_t layer = 0, int64_t layers = 4,

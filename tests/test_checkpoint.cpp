@@ -1,5 +1,5 @@
 // Training state capture/restore, the warmup rollback and the checkpoint file: after warmup_and_rollback
-// the weights, optimizer states (bf16 Muon momentum included), averager state, loader position and RNG
+// the weights, optimizer states (bf16 Muon momentum included), training-hook state, loader position and RNG
 // are bit-identical to before and the depth loop is off again; a checkpoint file round-trips exactly;
 // damaged or foreign files and states of another model are refused.
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "framework/artifact.h"
 #include "framework/checkpoint.h"
 #include "framework/io.h"
 #include "framework/recipe.h"
@@ -28,7 +29,7 @@ struct Rig {
   Recipe recipe;
   std::shared_ptr<LanguageModel> model;
   std::vector<std::shared_ptr<Optimizer>> optimizers;
-  std::vector<std::shared_ptr<Averager>> averagers;
+  TrainingHooks hooks;
   std::shared_ptr<TrainLoader> loader;
   LoaderContext lctx;
 
@@ -40,15 +41,15 @@ struct Rig {
         {"optim",
          {{"groups", Json::array({Json{{"name", "muon"}, {"momentum_dtype", "bf16"},
                                        {"params", {{"min_ndim", 2}, {"max_ndim", 2}, {"exclude", {"tok_emb.weight"}}}}},
-                                  Json{{"name", "adam"}, {"lr", 0.01}}})},
-          {"averaging", Json::array({Json{{"name", "ema"}, {"decay", 0.9}}})}}}};
+                                  Json{{"name", "adam"}, {"lr", 0.01}}})}}},
+        {"train", {{"hooks", Json::array({Json{{"name", "ema"}, {"decay", 0.9}}})}}}};
     recipe = resolve_recipe(raw, "test", {});
     torch::manual_seed(init_seed);
     model = ModelRegistry::get().build(recipe.section("model"));
     std::vector<NamedParam> params;
     for (const auto& p : model->named_parameters(true)) params.push_back({p.key(), p.value()});
     optimizers = build_optimizers(recipe.section("optim"), params);
-    for (const auto& a : recipe.section("optim").list("averaging")) averagers.push_back(AveragerRegistry::get().build(a));
+    for (const auto& h : recipe.section("train").list("hooks")) hooks.push_back(TrainingHookRegistry::get().build(h));
     std::vector<std::string> files;
     for (int s = 0; s < 2; ++s) {
       std::vector<uint16_t> tokens;
@@ -59,17 +60,17 @@ struct Rig {
     lctx = LoaderContext{files, /*seq_len=*/16, /*local_tokens=*/64, 0, 1, /*seed=*/5};
     loader = LoaderRegistry::get().build(recipe.section("data").sub("loader"), lctx);
     model->train();
-    for (auto& a : averagers) a->begin(*model);
+    for (auto& h : hooks) h->begin(*model);
   }
 
-  TrainingParts parts() { return TrainingParts{*model, optimizers, *loader, averagers}; }
+  TrainingParts parts() { return TrainingParts{*model, optimizers, *loader, hooks}; }
 
   void step(double scale, int64_t n) {
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
     Batch b = loader->next();
     model->loss(b.x, b.y).backward();
     for (auto& o : optimizers) o->step(scale, n);
-    for (auto& a : averagers) a->after_step(*model, scale, n + 1);
+    for (auto& h : hooks) h->after_step(*model, scale, n + 1);
     (void)torch::rand({3});  // the CPU generator moves too
   }
 };
@@ -93,8 +94,8 @@ void expect_same(const TrainingState& a, const TrainingState& b) {
     }
   };
   same_maps(a.optimizers, b.optimizers, "optimizer");
-  same_maps(a.averagers, b.averagers, "averager");
-  EXPECT_EQ(a.averager_meta, b.averager_meta);
+  same_maps(a.hooks, b.hooks, "hook");
+  EXPECT_EQ(a.hook_meta, b.hook_meta);
   EXPECT_EQ(a.loader, b.loader);
   EXPECT_TRUE(torch::equal(a.cpu_rng, b.cpu_rng));
 }
@@ -184,7 +185,7 @@ TEST(Checkpoint, DamagedOrForeignFilesAreRefused) {
   flipped[bytes.size() / 2] ^= 0x10;
   refused(flipped, "checksum");
   refused(bytes.substr(0, bytes.size() - 100), "truncated");
-  refused("hello", "not a usable checkpoint");
+  refused("hello", "not a pgolf checkpoint");
   QuantizedState other;  // a valid container that is not a checkpoint (an artifact, say)
   other.tensors.emplace_back("w", torch::ones({2}));
   refused(serialize_state(other), "not a pgolf checkpoint");

@@ -159,7 +159,7 @@ TEST(Container, FullPipelineThroughQuantizerAndCompressor) {
                                {"blocks.0.attn_scale", torch::rand({256})},
                                {"blocks.0.mlp.fc.weight", torch::randn({64, 32})},
                                {"step", torch::tensor({12345}, torch::kInt64)}};
-  const QuantizedState q = quantizer->quantize(state);
+  const QuantizedState q = quantizer->quantize_state(state);
   const std::string blob = compressor->compress(pgolf::serialize_state(q));
   const auto direct = quantizer->dequantize(q);
   const auto reloaded = quantizer->dequantize(pgolf::deserialize_state(compressor->decompress(blob), "a.bin"));

@@ -9,6 +9,7 @@
 
 #include "framework/eval.h"
 #include "framework/shard.h"
+#include "tests/component_testing.h"
 #include "tests/test_support.h"
 
 namespace pgolf {
@@ -67,7 +68,7 @@ std::shared_ptr<Evaluator> full_evaluator() {
 }
 
 EvalContext ctx(int64_t seq_len, int64_t batch_tokens, int rank = 0, int world = 1) {
-  return EvalContext{seq_len, batch_tokens, torch::kCPU, rank, world};
+  return EvalContext{seq_len, batch_tokens, torch::kCPU, testing::one_rank_of(rank, world), "val"};
 }
 
 TEST(Eval, ValBpbFormula) {

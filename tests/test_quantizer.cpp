@@ -65,7 +65,7 @@ int64_t abs_sum(const torch::Tensor& codes) { return codes.to(torch::kInt64).abs
 
 TEST(Quantizer, HandMadeRowsGiveExactCodesAndScales) {
   const torch::Tensor w = hand_matrix();
-  const auto q = make()->quantize({{"blocks.0.mlp.fc.weight", w}});
+  const auto q = make()->quantize_state({{"blocks.0.mlp.fc.weight", w}});
   ASSERT_EQ(q.tensors.size(), 2u);
   const torch::Tensor& codes = find(q.tensors, "blocks.0.mlp.fc.weight.q");
   const torch::Tensor& scale = find(q.tensors, "blocks.0.mlp.fc.weight.scale");
@@ -123,7 +123,7 @@ TEST(Quantizer, HandMadeRowsGiveExactCodesAndScales) {
 
 TEST(Quantizer, ClipPercentileKey) {
   // 100 -> rank 39999, clip = max|w| = 3, s = fp32(3/127) -> fp16 0.02362060546875 (0x260c).
-  const auto q = make({{"clip_percentile", 100.0}})->quantize({{"w", hand_matrix()}});
+  const auto q = make({{"clip_percentile", 100.0}})->quantize_state({{"w", hand_matrix()}});
   const torch::Tensor& codes = find(q.tensors, "w.q");
   EXPECT_EQ(find(q.tensors, "w.scale")[0].item<float>(), 0.02362060546875f);
   EXPECT_EQ(codes[0][0].item<int8_t>(), -21);
@@ -134,7 +134,7 @@ TEST(Quantizer, ClipPercentileKey) {
 
 TEST(Quantizer, Bf16MatrixComesBackAsBf16) {
   const auto quant = make();
-  const auto q = quant->quantize({{"w", hand_matrix().to(torch::kBFloat16)}});  // exact in bf16
+  const auto q = quant->quantize_state({{"w", hand_matrix().to(torch::kBFloat16)}});  // exact in bf16
   EXPECT_EQ(code_hash(find(q.tensors, "w.q")[0]), -324620);                 // same codes as fp32
   EXPECT_EQ(q.meta["tensors"]["w"]["dtype"], "bfloat16");
   const torch::Tensor d = quant->dequantize(q)[0].second;
@@ -154,7 +154,7 @@ TEST(Quantizer, LargeVectorGetsOneFp32Scale) {
   for (int64_t j = 0; j < n; ++j)
     a[j] = j == 11 ? -4.5f : j == 12 ? 4.0f : j == 13 ? 3.5f : static_cast<float>((j * 7919) % 2001 - 1000) / 4096.0f;
   const auto quant = make();
-  const auto q = quant->quantize({{"ve.scale_table", w}});
+  const auto q = quant->quantize_state({{"ve.scale_table", w}});
   EXPECT_EQ(q.meta["tensors"]["ve.scale_table"]["scheme"], "int8_tensor");
   const torch::Tensor& codes = find(q.tensors, "ve.scale_table.q");
   const torch::Tensor& scale = find(q.tensors, "ve.scale_table.scale");
@@ -182,7 +182,7 @@ TEST(Quantizer, InterpolationRoundsOnceLikeTorchsFusedKernel) {
   torch::Tensor w = torch::full({70000}, 0.5f);
   w[0] = 1442923.0f / 524288.0f;
   w[1] = -6362095.0f / 1048576.0f;
-  const auto q = make()->quantize({{"v", w}});
+  const auto q = make()->quantize_state({{"v", w}});
   EXPECT_EQ(find(q.tensors, "v.scale").item<float>(), 0.044919416308403015f);
 }
 
@@ -190,7 +190,7 @@ TEST(Quantizer, OtherRanksUseOneScaleAndKeepTheirShape) {
   torch::manual_seed(3);
   const torch::Tensor w = torch::randn({4, 150, 150});
   const auto quant = make();
-  const auto q = quant->quantize({{"bank", w}});
+  const auto q = quant->quantize_state({{"bank", w}});
   EXPECT_EQ(q.meta["tensors"]["bank"]["scheme"], "int8_tensor");
   const torch::Tensor d = quant->dequantize(q)[0].second;
   EXPECT_EQ(d.sizes(), w.sizes());
@@ -211,7 +211,7 @@ TEST(Quantizer, MatchesTorchQuantileBaseline) {
   const torch::Tensor s = (clip / 127.0).clamp_min(1.0 / 127.0);
   const torch::Tensor clipped = torch::maximum(torch::minimum(w, clip.unsqueeze(1)), -clip.unsqueeze(1));
   const torch::Tensor want = torch::clamp(torch::round(clipped / s.unsqueeze(1)), -127, 127).to(torch::kInt8);
-  const auto q = make()->quantize({{"m", w}});
+  const auto q = make()->quantize_state({{"m", w}});
   EXPECT_TRUE(same_bits(find(q.tensors, "m.q"), want));
   EXPECT_TRUE(same_bits(find(q.tensors, "m.scale"), s.to(torch::kFloat16)));
   EXPECT_EQ(find(q.tensors, "m.q")[3].abs().sum().item<int64_t>(), 0);
@@ -219,7 +219,7 @@ TEST(Quantizer, MatchesTorchQuantileBaseline) {
 
   const torch::Tensor v = torch::randn({3, 200, 150});
   const float c = torch::quantile(v.abs().flatten(), qd).item<float>();
-  const auto qv = make()->quantize({{"v", v}});
+  const auto qv = make()->quantize_state({{"v", v}});
   EXPECT_EQ(find(qv.tensors, "v.scale").item<float>(), static_cast<float>(static_cast<double>(c) / 127.0));
   const torch::Tensor wantv = torch::clamp(torch::round(torch::clamp(v, -c, c) / find(qv.tensors, "v.scale")), -127, 127);
   EXPECT_TRUE(same_bits(find(qv.tensors, "v.q"), wantv.to(torch::kInt8)));
@@ -228,7 +228,7 @@ TEST(Quantizer, MatchesTorchQuantileBaseline) {
 TEST(Quantizer, SmallControlTensorsStayFp32BitExact) {
   const torch::Tensor ctrl = torch::tensor({1.0000001f, 1e-8f, -3.3f});  // none of these survive fp16
   const auto quant = make();
-  const auto q = quant->quantize({{"blocks.0.attn_scale", ctrl}, {"blocks.3.resid_mix", ctrl * 2}});
+  const auto q = quant->quantize_state({{"blocks.0.attn_scale", ctrl}, {"blocks.3.resid_mix", ctrl * 2}});
   EXPECT_EQ(q.meta["tensors"]["blocks.0.attn_scale"]["scheme"], "fp32");
   EXPECT_TRUE(same_bits(find(q.tensors, "blocks.0.attn_scale"), ctrl));
   const auto d = quant->dequantize(q);
@@ -240,7 +240,7 @@ TEST(Quantizer, OtherSmallFloatsGoFp16AndComeBackInTheirDtype) {
   const torch::Tensor small = torch::tensor({0.1f, 1.0f / 3.0f, 1000.3f, -2.7182817f, 1e-8f, 65504.0f});
   const torch::Tensor lanes = torch::tensor({1.0f, -2.5f}).to(torch::kBFloat16);
   const auto quant = make();
-  const auto q = quant->quantize({{"blocks.0.norm.weight", small}, {"lane_lambda", lanes}});
+  const auto q = quant->quantize_state({{"blocks.0.norm.weight", small}, {"lane_lambda", lanes}});
   EXPECT_EQ(q.meta["tensors"]["blocks.0.norm.weight"]["scheme"], "fp16");
   const torch::Tensor& stored = find(q.tensors, "blocks.0.norm.weight");
   ASSERT_EQ(stored.scalar_type(), torch::kFloat16);
@@ -255,14 +255,14 @@ TEST(Quantizer, OtherSmallFloatsGoFp16AndComeBackInTheirDtype) {
 
 TEST(Quantizer, PatternAndThresholdKeys) {
   const torch::Tensor t = torch::tensor({1.0000001f, 2.0f});
-  const auto q = make({{"keep_fp32_patterns", {"norm"}}})->quantize({{"a.norm.w", t}, {"a.attn_scale", t}});
+  const auto q = make({{"keep_fp32_patterns", {"norm"}}})->quantize_state({{"a.norm.w", t}, {"a.attn_scale", t}});
   EXPECT_EQ(q.meta["tensors"]["a.norm.w"]["scheme"], "fp32");
   EXPECT_EQ(q.meta["tensors"]["a.attn_scale"]["scheme"], "fp16");
   // The threshold is inclusive: 65536 elements pass through, 65537 are quantised.
-  const auto b = make()->quantize({{"at", torch::ones({65536})}, {"over", torch::ones({65537})}});
+  const auto b = make()->quantize_state({{"at", torch::ones({65536})}, {"over", torch::ones({65537})}});
   EXPECT_EQ(b.meta["tensors"]["at"]["scheme"], "fp16");
   EXPECT_EQ(b.meta["tensors"]["over"]["scheme"], "int8_tensor");
-  const auto m = make({{"keep_float_max_numel", 10}})->quantize({{"m", torch::ones({4, 4})}});
+  const auto m = make({{"keep_float_max_numel", 10}})->quantize_state({{"m", torch::ones({4, 4})}});
   EXPECT_EQ(m.meta["tensors"]["m"]["scheme"], "int8_row");
 }
 
@@ -272,7 +272,7 @@ TEST(Quantizer, NonFloatTensorsPassThroughExactly) {
   const torch::Tensor flags = torch::arange(70000) % 3 == 0;
   const torch::Tensor u8 = torch::tensor({0, 200, 255}, torch::kUInt8);
   const auto quant = make();
-  const auto q = quant->quantize({{"perm", big}, {"i", i32}, {"mask", flags}, {"u", u8}});
+  const auto q = quant->quantize_state({{"perm", big}, {"i", i32}, {"mask", flags}, {"u", u8}});
   EXPECT_EQ(q.meta["tensors"]["perm"]["scheme"], "raw");
   const auto d = quant->dequantize(q);
   ASSERT_EQ(d.size(), 4u);
@@ -288,7 +288,7 @@ TEST(Quantizer, DequantizeReturnsEverySourceNameInOrder) {
                                      {"m.bias", torch::zeros({300})},         {"n", torch::tensor({1})},
                                      {"v", torch::randn({70000})}};
   const auto quant = make();
-  const auto d = quant->dequantize(quant->quantize(state));
+  const auto d = quant->dequantize(quant->quantize_state(state));
   ASSERT_EQ(d.size(), state.size());
   for (size_t i = 0; i < d.size(); ++i) {
     EXPECT_EQ(d[i].first, state[i].first);
@@ -296,21 +296,21 @@ TEST(Quantizer, DequantizeReturnsEverySourceNameInOrder) {
     EXPECT_EQ(d[i].second.scalar_type(), state[i].second.scalar_type());
   }
   // Deterministic: the same state quantises to the same container bytes.
-  EXPECT_EQ(pgolf::serialize_state(quant->quantize(state)), pgolf::serialize_state(quant->quantize(state)));
+  EXPECT_EQ(pgolf::serialize_state(quant->quantize_state(state)), pgolf::serialize_state(quant->quantize_state(state)));
 }
 
 TEST(Quantizer, RejectsNonFiniteCollisionsAndForeignMeta) {
   torch::Tensor w = torch::zeros({2, kN});
   w[1][3] = std::numeric_limits<float>::quiet_NaN();
   try {
-    make()->quantize({{"blocks.1.attn.c_k.weight", w}});
+    make()->quantize_state({{"blocks.1.attn.c_k.weight", w}});
     ADD_FAILURE() << "NaN accepted";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("blocks.1.attn.c_k.weight"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(make()->quantize({{"a", torch::zeros({2, kN})}, {"a.q", torch::zeros({2})}}), std::runtime_error);
+  EXPECT_THROW(make()->quantize_state({{"a", torch::zeros({2, kN})}, {"a.q", torch::zeros({2})}}), std::runtime_error);
 
-  auto q = make()->quantize({{"w", hand_matrix()}});
+  auto q = make()->quantize_state({{"w", hand_matrix()}});
   pgolf::QuantizedState foreign = q;
   foreign.meta["quantizer"] = "gptq";
   EXPECT_THROW(make()->dequantize(foreign), std::runtime_error);

@@ -35,7 +35,7 @@ const std::string kTrainer = std::string(PGOLF_BIN_DIR) + "/trainer";
 // Small and fast on one thread: 4 sequences of 256 per step, a 4k-token validation, no artifact.
 const std::string kQuick =
     "--recipe recipes/default.json --set train.iterations=40 --set train.log_every=1 --set train.val_every=20 "
-    "--set data.val_max_tokens=4096 --set artifact.enabled=false --set train.threads=1 --set data.batch_tokens=1024 "
+    "--set data.val_max_tokens=4096 --set 'pipeline=[{\"name\":\"apply_averaging\"},{\"name\":\"evaluate\"}]' --set train.threads=1 --set data.batch_tokens=1024 "
     "--set train.checkpoint_every=5 ";
 
 testing::CommandResult run(const std::string& args, const std::string& env = "") {
@@ -141,7 +141,7 @@ std::string temp_dir(const std::string& tag) {
 
 bool default_data_ready() { return fs::exists(kSrc + "/data/default/READY"); }
 
-const std::string kAveraging = "--set 'optim.averaging=[{\"name\":\"ema\",\"decay\":0.9},{\"name\":\"late_qat\",\"scale_below\":0.3}]' ";
+const std::string kAveraging = "--set 'train.hooks=[{\"name\":\"ema\",\"decay\":0.9},{\"name\":\"late_qat\",\"scale_below\":0.3}]' ";
 
 TEST(Resume, KilledTwiceAndResumedReproducesTheUninterruptedRunBitForBit) {
   ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";

@@ -154,7 +154,7 @@ void short_train(const std::string& seed, const std::string& extra = "") {
                         "data.val=data/default/default_val_*.bin", "data.tokenizer=data/default/tokenizer.model",
                         "data.seq_len=128", "data.batch_tokens=1024", "data.micro_batches=1", "data.val_max_tokens=2048",
                         "train.iterations=6", "train.max_wallclock_seconds=0", "train.log_every=1",
-                        "eval.batch_tokens=2048", "artifact.enabled=false", "train.threads=1",
+                        "eval.batch_tokens=2048", "'pipeline=[{\"name\":\"apply_averaging\"},{\"name\":\"evaluate\"}]'", "train.threads=1",
                         // the default data is plain SP: bytes from its LUT (the seeds count CaseOps sidecars / <cap>)
                         "'eval.byte_counter={\"name\":\"lut\"}'"})
     args += std::string(" --set ") + s;

@@ -119,7 +119,7 @@ TEST(TrainerE2E, ProfileSplitsTheStepIntoPhases) {
   const std::string out = temp_dir("profile");
   const std::string trace = out + ".trace.json";
   auto r = run("--recipe recipes/default.json --set train.iterations=9 --set train.val_every=0 "
-               "--set data.val_max_tokens=4096 --set artifact.enabled=false --set train.threads=1 --profile " + trace +
+               "--set data.val_max_tokens=4096 --set 'pipeline=[{\"name\":\"apply_averaging\"},{\"name\":\"evaluate\"}]' --set train.threads=1 --profile " + trace +
                " --out " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(fs::exists(trace));

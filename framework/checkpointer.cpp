@@ -1,0 +1,58 @@
+#include "framework/checkpointer.h"
+
+#include <filesystem>
+
+#include "framework/log.h"
+
+namespace fs = std::filesystem;
+
+namespace pgolf {
+
+namespace {
+double json_number(const Json& j) { return j.is_number() ? j.get<double>() : NAN; }  // NaN is written as null
+}  // namespace
+
+Checkpointer::Checkpointer(const Run& run, RunDir& dir)
+    : run_(run), dir_(dir), every_(run.recipe.section("train").i("checkpoint_every")), file_(dir.file("checkpoint.bin")) {}
+
+void Checkpointer::write(const TrainingParts& parts, LoopState& st) {
+  const Json meta = {{"step", st.step},
+                     {"train_ms", st.train_ms},
+                     {"stop_after", st.stop_after},
+                     {"first_loss", st.first_loss},
+                     {"last_loss", st.last_loss},
+                     {"world", run_.comm->world()},
+                     {"recipe_file", run_.recipe.file},
+                     {"metrics_bytes", dir_.metrics_bytes()},
+                     {"recipe", run_.recipe.resolved}};
+  if (run_.comm->rank() == 0) write_checkpoint(file_, capture_state(parts), meta);
+  run_.comm->barrier();
+  st.last_checkpoint = st.step;
+}
+
+LoopState Checkpointer::restore(const TrainingParts& parts, Resume& resume) {
+  restore_state(parts, resume.state, resume.checkpoint);
+  resume.state = TrainingState();  // the host copy is no longer needed
+  LoopState st;
+  st.step = resume.meta.at("step").get<int64_t>();
+  st.train_ms = resume.meta.at("train_ms").get<double>();
+  st.stop_after = resume.meta.at("stop_after").get<int64_t>();
+  st.first_loss = json_number(resume.meta.at("first_loss"));
+  st.last_loss = json_number(resume.meta.at("last_loss"));
+  st.last_checkpoint = st.step;
+  if (run_.comm->rank() == 0)
+    for (const auto& entry : fs::directory_iterator(dir_.path()))  // temp files of a checkpoint write that was killed
+      if (entry.path().filename().string().rfind("checkpoint.bin.tmp.", 0) == 0) fs::remove(entry.path());
+  log::info(strf("resumed from %s at step %lld/%lld (train_time %.0fms)", resume.checkpoint.c_str(), (long long)st.step,
+                 (long long)run_.recipe.section("train").i("iterations"), st.train_ms));
+  return st;
+}
+
+std::string Checkpointer::last_good(const LoopState& st) const {
+  if (st.last_checkpoint < 0)
+    return "there is no checkpoint of this run (train.checkpoint_every is 0 or none was due yet)";
+  return strf("the last good checkpoint is %s (step %lld; resume with `trainer --resume %s`)", file_.c_str(),
+              (long long)st.last_checkpoint, dir_.path().c_str());
+}
+
+}  // namespace pgolf

@@ -1,0 +1,161 @@
+#include "framework/train_loop.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+
+#include "framework/device.h"
+#include "framework/log.h"
+
+namespace pgolf {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+std::string human_rate(double tokens_per_s) {
+  if (tokens_per_s >= 1e6) return strf("%.3fM", tokens_per_s / 1e6);
+  if (tokens_per_s >= 1e3) return strf("%.1fk", tokens_per_s / 1e3);
+  return strf("%.0f", tokens_per_s);
+}
+
+std::string human_time(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return strf("%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+  if (s >= 60) return strf("%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+  return strf("%llds", (long long)s);
+}
+
+// A pausable stopwatch over the training time: st.train_ms accumulates, pauses around evaluation and
+// checkpoint writes (the device is synced at each edge so the pause measures what it should).
+struct TrainClock {
+  TrainClock(LoopState& st, const torch::Device& d) : st(st), device(d) { restart(); }
+  double now_ms() const { return st.train_ms + ms_since(t0); }
+  void pause() {
+    sync_device(device);
+    st.train_ms += ms_since(t0);
+  }
+  void restart() {
+    sync_device(device);
+    t0 = Clock::now();
+  }
+  LoopState& st;
+  torch::Device device;
+  Clock::time_point t0;
+};
+
+}  // namespace
+
+double training_budget_ms(const Config& train) {
+  const double cap_ms = 1000.0 * train.f("max_wallclock_seconds");
+  return cap_ms > 0 ? std::max(0.0, cap_ms - 1000.0 * train.f("wallclock_reserve_seconds")) : 0.0;
+}
+
+TrainLoop::TrainLoop(Run& run, RunDir& dir, TrainStep& step, Checkpointer& checkpointer, std::string profile_path)
+    : run_(run), dir_(dir), step_(step), checkpointer_(checkpointer),
+      parts_{*run.model, run.optimizers, *run.loader, run.hooks}, guard_(run.device), profile_path_(std::move(profile_path)) {
+  const Config train = run.recipe.section("train");
+  iterations_ = train.i("iterations");
+  log_every_ = train.i("log_every");
+  val_every_ = train.i("val_every");
+  nan_check_every_ = train.i("nan_check_every");
+  budget_ms_ = training_budget_ms(train);
+  const char* inject = std::getenv("PGOLF_INJECT_NAN_AT_STEP");  // fault injection for the guard's tests
+  inject_nan_at_ = inject ? std::atoll(inject) : -1;
+}
+
+void TrainLoop::run(LoopState& st) {
+  if (!profile_path_.empty()) profiler_ = std::make_unique<StepProfiler>(profile_path_, st.step + 6, 3, run_.device);
+  step_.set_profiler(profiler_.get());
+  TrainClock clock(st, run_.device);
+  while (true) {
+    if (st.step == iterations_ || (st.stop_after >= 0 && st.step >= st.stop_after)) {
+      clock.pause();
+      check_finite(st);
+      break;
+    }
+    if (val_every_ > 0 && st.step % val_every_ == 0 && st.step > 0) {
+      clock.pause();
+      validate(st);
+      clock.restart();
+    }
+    Progress progress{st.step, iterations_, clock.now_ms(), budget_ms_};
+    const double scale = run_.schedule->lr_scale(progress);
+    run_.model->on_train_progress(progress.fraction());
+    for (auto& h : run_.hooks) h->before_step(*run_.model, scale, st.step);
+    if (profiler_) profiler_->before_step(st.step + 1);
+    const StepResult r = step_.run(scale, st.step, st.step + 1 == inject_nan_at_);
+    ++st.step;
+    if (profiler_) profiler_->after_step(st.step);
+    guard_.observe(r.loss, r.grad_norm, st.step);
+    for (auto& h : run_.hooks) h->after_step(*run_.model, scale, st.step);
+
+    const double now_ms = clock.now_ms();
+    const bool stop = st.stop_after < 0 && wallclock_stop(st.step, now_ms);
+    const bool log_now = st.step <= 10 || stop || (log_every_ > 0 ? st.step % log_every_ == 0 : st.step == iterations_);
+    const bool checkpoint_now = checkpointer_.due(st.step);
+    if (log_now || checkpoint_now || (nan_check_every_ > 0 && st.step % nan_check_every_ == 0)) check_finite(st);
+    if (log_now) log_step(st, r.loss, scale, now_ms);
+    if (stop) st.stop_after = st.step;
+    if (checkpoint_now) {  // the write pauses the training clock, as evaluation does
+      clock.pause();
+      const auto tc = Clock::now();
+      checkpointer_.write(parts_, st);
+      log::info(strf("checkpoint: step %lld -> %s (%.0fms)", (long long)st.step, checkpointer_.file().c_str(), ms_since(tc)));
+      clock.restart();
+    }
+  }
+  if (st.stop_after >= 0 && st.step < iterations_)
+    log::info(strf("stopped at the wallclock cap: step %lld/%lld train_time %.0fms", (long long)st.step,
+                   (long long)iterations_, st.train_ms));
+}
+
+// One rank: the cap is reached when this process's clock passes it. Several: every rank posts its flag each
+// step and reads the previous step's all-reduced flag (already complete, so no stall): all ranks stop after
+// the same step, one step after the first rank passed the cap.
+bool TrainLoop::wallclock_stop(int64_t step, double now_ms) {
+  const bool reached = budget_ms_ > 0 && now_ms >= budget_ms_;
+  Communicator& comm = *run_.comm;
+  if (comm.world() == 1) return reached;
+  const bool agreed = stop_flag_.defined() && stop_flag_.item<double>() > 0;
+  stop_flag_ = torch::full({1}, reached ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(run_.device));
+  comm.all_reduce_max(stop_flag_);
+  return agreed;
+}
+
+void TrainLoop::validate(const LoopState& st) {
+  const EvalResult r = run_.evaluator->evaluate(*run_.model, run_.val, *run_.bytes, run_.eval);
+  log::info(strf("step %lld/%lld val_loss %.4f val_bpb %.4f train_time %.0fms step_avg %.2fms", (long long)st.step,
+                 (long long)iterations_, r.val_loss(), r.val_bpb(), st.train_ms, st.train_ms / std::max<int64_t>(st.step, 1)));
+  dir_.metric({{"type", "eval"}, {"step", st.step}, {"val_loss", r.val_loss()}, {"val_bpb", r.val_bpb()},
+               {"train_ms", st.train_ms}});
+}
+
+// A host sync, and a collective: only at log, checkpoint, nan_check_every and end steps (the same on every rank).
+void TrainLoop::check_finite(const LoopState& st) {
+  torch::Tensor bad = guard_.first_bad().to(torch::kFloat64);
+  run_.comm->all_reduce_max(bad);
+  const auto first = static_cast<int64_t>(bad.item<double>());
+  if (first < 0) return;
+  throw std::runtime_error(strf("training diverged: the loss or the gradient norm was NaN/Inf at step %lld "
+                                "(noticed at step %lld); %s; lower the learning rates or check the data",
+                                (long long)first, (long long)st.step, checkpointer_.last_good(st).c_str()));
+}
+
+void TrainLoop::log_step(LoopState& st, const torch::Tensor& loss, double scale, double now_ms) {
+  st.last_loss = loss.item<double>();  // a host sync besides the guard's: reading the loss back for the log line
+  if (std::isnan(st.first_loss)) st.first_loss = st.last_loss;
+  const double tps = static_cast<double>(st.step) * run_.batch.batch_tokens / (now_ms / 1000.0);
+  const double per_step_ms = now_ms / st.step;
+  double eta_ms = (iterations_ - st.step) * per_step_ms;
+  if (budget_ms_ > 0) eta_ms = std::min(eta_ms, budget_ms_ - now_ms);
+  log::info(strf("step %lld/%lld loss %.4f lr %.4f tok/s %s step_avg %.2fms eta %s", (long long)st.step,
+                 (long long)iterations_, st.last_loss, scale, human_rate(tps).c_str(), per_step_ms,
+                 human_time(eta_ms / 1000.0).c_str()));
+  dir_.metric({{"type", "train"}, {"step", st.step}, {"loss", st.last_loss}, {"lr_scale", scale},
+               {"tokens_per_second", tps}, {"train_ms", now_ms}});
+}
+
+}  // namespace pgolf

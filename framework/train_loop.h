@@ -1,0 +1,46 @@
+// The step loop: schedule → training hooks → one step → guard → log / validate / checkpoint, until
+// train.iterations or the wallclock stop. Every cross-rank decision (the wallclock stop, the non-finite
+// guard) is a collective made by all ranks at the same step; validation and checkpoints fall on step
+// numbers, the same on every rank. Evaluation and checkpoint writes pause the training clock.
+#pragma once
+
+#include <memory>
+
+#include "framework/checkpointer.h"
+#include "framework/guards.h"
+#include "framework/profiler.h"
+#include "framework/run.h"
+#include "framework/rundir.h"
+#include "framework/train_step.h"
+
+namespace pgolf {
+
+class TrainLoop {
+ public:
+  TrainLoop(Run& run, RunDir& dir, TrainStep& step, Checkpointer& checkpointer, std::string profile_path);
+  // Trains from `st` (a fresh or resumed state) to the end; leaves the final state in `st`.
+  void run(LoopState& st);
+
+ private:
+  void validate(const LoopState& st);
+  void log_step(LoopState& st, const torch::Tensor& loss, double scale, double now_ms);
+  void check_finite(const LoopState& st);
+  bool wallclock_stop(int64_t step, double now_ms);
+  Run& run_;
+  RunDir& dir_;
+  TrainStep& step_;
+  Checkpointer& checkpointer_;
+  TrainingParts parts_;
+  NonFiniteGuard guard_;
+  std::string profile_path_;
+  std::unique_ptr<StepProfiler> profiler_;
+  int64_t iterations_, log_every_, val_every_, nan_check_every_, inject_nan_at_;
+  double budget_ms_;
+  torch::Tensor stop_flag_;  // multi-rank: the wallclock flag of the previous step, all-reduced on the device
+};
+
+// The training-time cap minus the reserve (train.max_wallclock_seconds − wallclock_reserve_seconds), in ms;
+// 0 = no cap.
+double training_budget_ms(const Config& train);
+
+}  // namespace pgolf

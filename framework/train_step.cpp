@@ -1,0 +1,56 @@
+#include "framework/train_step.h"
+
+#include <limits>
+
+#include "framework/grad_clip.h"
+#include "framework/grad_sync.h"
+#include "framework/guards.h"
+#include "framework/log.h"
+
+namespace pgolf {
+
+TrainStep::TrainStep(Run& run) : run_(run) {
+  for (const auto& p : run.model->parameters()) params_.push_back(p);
+  const Config optim = run.recipe.section("optim");
+  const auto groups = optim.list("groups");
+  for (size_t i = 0; i < run.optimizers.size(); ++i)
+    optimizer_phases_.push_back(strf("optimizer groups[%zu] %s", i, groups[i].name().c_str()));
+  clip_ = optim.f("grad_clip_norm");
+  clip_local_ = optim.b("grad_clip_local");
+}
+
+torch::Tensor TrainStep::micro_batch_loss() {
+  Batch b = run_.loader->next();
+  const bool pin = run_.device.is_cuda();
+  auto x = (pin ? b.x.pin_memory() : b.x).to(run_.device, /*non_blocking=*/true);
+  auto y = (pin ? b.y.pin_memory() : b.y).to(run_.device, /*non_blocking=*/true);
+  auto cu = b.cu_seqlens.defined() ? b.cu_seqlens.to(run_.device) : torch::Tensor();  // packed documents
+  return run_.model->loss(x, y, cu, b.max_seqlen);
+}
+
+StepResult TrainStep::run(double lr_scale, int64_t step, bool poison) {
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+  const int64_t accum = run_.batch.accum;
+  auto train_loss = torch::zeros({}, torch::TensorOptions().device(run_.device));
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    auto loss = micro_batch_loss();
+    if (poison) loss = loss * std::numeric_limits<float>::quiet_NaN();
+    train_loss += loss.detach();
+    (accum > 1 ? loss / static_cast<double>(accum) : loss).backward();
+  }
+  mark("forward + backward");
+  if (accum > 1) train_loss /= static_cast<double>(accum);
+  torch::Tensor norm;
+  if (clip_ > 0 && clip_local_) norm = clip_grad_norm(params_, clip_);  // A2: each rank clips its own
+  average_gradients(*run_.comm, params_);
+  if (clip_ > 0 && !clip_local_) norm = clip_grad_norm(params_, clip_);
+  if (!norm.defined()) norm = global_grad_norm(params_);  // for the non-finite guard
+  mark("gradient norm, clip, all-reduce");
+  for (size_t i = 0; i < run_.optimizers.size(); ++i) {
+    run_.optimizers[i]->step(lr_scale, step);
+    mark(optimizer_phases_[i]);
+  }
+  return {train_loss, norm};
+}
+
+}  // namespace pgolf
