@@ -113,7 +113,7 @@ struct Recurrence {
   static constexpr const char* kKind = "recurrence";
   explicit Recurrence(int64_t num_layers);
   virtual ~Recurrence() = default;
-  // The order for this forward pass; training and evaluation may differ (eval always runs the full loop).
+  // The order for this forward pass (the segment loop's follows its activation, in both modes).
   virtual const LayerOrder& order(bool training) const { return plain_; }
   // U-Net skip slots: min(|encoder|, |decoder|) of the longest order the model will ever run.
   virtual int64_t skip_slots() const;

@@ -1,9 +1,13 @@
 // Family A's depth recurrence (spec §2.10): the segment [loop_start, loop_end] runs num_loops+1 times,
 //   P = [0 .. loop_start) + [loop_start .. loop_end] × (num_loops+1) + (loop_end .. L)
 // and the encoder is the first ⌊|P|/2⌋ entries, the decoder the rest. With L = 11, 3..5 and 2 loops:
-// encoder [0,1,2,3,4,5,3,4], decoder [5,3,4,5,6,7,8,9,10]. Training runs the plain split until the
-// training fraction reaches activate_at, then loops for good; evaluation always loops. Passes share
-// everything (weights, norms, f_ℓ, resid_mix, scales). The skip slots come from the looped lists.
+// encoder [0,1,2,3,4,5,3,4], decoder [5,3,4,5,6,7,8,9,10]. The model runs the plain split until the
+// training fraction reaches activate_at, then loops for good, in training and evaluation alike: the
+// references validate the live model with its looping_active flag, so a validation before activation
+// scores the plain network (a looped score there is what made pgolf's step-100 val_bpb 0.02 worse, issue
+// 15). The model rebuilt from the artifact is switched on by the trainer, as the references loop their
+// deserialised model. Passes share everything (weights, norms, f_ℓ, resid_mix, scales). The skip slots
+// come from the looped lists.
 #include <algorithm>
 
 #include "models/components.h"
@@ -28,7 +32,7 @@ struct SegmentLoop : Recurrence {
     if (activate_at_ <= 0.0) active_ = true;
   }
 
-  const LayerOrder& order(bool training) const override { return active_ || !training ? looped_ : plain_; }
+  const LayerOrder& order(bool /*training*/) const override { return active_ ? looped_ : plain_; }
   int64_t skip_slots() const override {
     return static_cast<int64_t>(std::min(looped_.encoder.size(), looped_.decoder.size()));
   }
@@ -48,7 +52,8 @@ Schema schema() {
       .integer("loop_end", 5, 0, 4096, "last block of the looped segment (inclusive)")
       .integer("num_loops", 2, 0, 1024, "extra passes over the segment (it runs num_loops + 1 times)")
       .number("activate_at", 0.35, 0.0, 1e9,
-              "training fraction (time with a wallclock cap, else steps) at which looping starts; evaluation always loops");
+              "training fraction (time with a wallclock cap, else steps) at which looping starts, for training and "
+              "evaluation alike (the artifact's model always loops)");
 }
 
 PGOLF_REGISTER(RecurrenceRegistry, "segment_loop", schema(),

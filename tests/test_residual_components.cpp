@@ -23,14 +23,14 @@ TEST(SegmentLoop, IndexListsAndOneWayActivation) {
   auto r = RecurrenceRegistry::get().build(component("recurrence", Json{{"name", "segment_loop"}}), ctx);
   EXPECT_EQ(r->order(true).encoder, (Ints{0, 1, 2, 3, 4}));
   EXPECT_EQ(r->order(true).decoder, (Ints{5, 6, 7, 8, 9, 10}));
-  // Evaluation always runs the loop.
-  EXPECT_EQ(r->order(false).encoder, (Ints{0, 1, 2, 3, 4, 5, 3, 4}));
-  EXPECT_EQ(r->order(false).decoder, (Ints{5, 3, 4, 5, 6, 7, 8, 9, 10}));
+  // Evaluation runs what training runs (the references' live validation), plain before activation.
+  EXPECT_EQ(r->order(false).encoder, (Ints{0, 1, 2, 3, 4}));
   EXPECT_EQ(r->skip_slots(), 8);  // from the looped lists, even before looping starts
   r->on_train_progress(0.3499);
   EXPECT_EQ(r->order(true).encoder.size(), 5u);
   r->on_train_progress(0.35);
   EXPECT_EQ(r->order(true).encoder, (Ints{0, 1, 2, 3, 4, 5, 3, 4}));
+  EXPECT_EQ(r->order(false).decoder, (Ints{5, 3, 4, 5, 6, 7, 8, 9, 10}));
   r->on_train_progress(0.1);  // one-way
   EXPECT_EQ(r->order(true).decoder, (Ints{5, 3, 4, 5, 6, 7, 8, 9, 10}));
   r->reset_train_progress();  // the warmup rollback: back to the plain order until activation
@@ -45,7 +45,7 @@ TEST(SegmentLoop, IndexListsAndOneWayActivation) {
   EXPECT_EQ(shared->core_of(9), 9);
 }
 
-TEST(SegmentLoop, TheModelTrainsPlainUntilActivationAndEvaluatesLooped) {
+TEST(SegmentLoop, TheModelRunsPlainUntilActivationInTrainingAndEvaluation) {
   torch::manual_seed(0);
   auto m = testing::build_model(Json{{"name", "gpt"}, {"vocab_size", 40}, {"layers", 5}, {"dim", 16}, {"heads", 2},
                                      {"kv_heads", 1}, {"linear_init", "orthogonal"}, {"skip", "unet_gated"},
@@ -57,11 +57,15 @@ TEST(SegmentLoop, TheModelTrainsPlainUntilActivationAndEvaluatesLooped) {
   m->train();
   auto plain = m->token_nll(x, y);
   m->eval();
+  EXPECT_TRUE(torch::allclose(m->token_nll(x, y), plain, 1e-6, 1e-7));  // a validation before activation
+  m->on_train_progress(0.5);
   auto looped = m->token_nll(x, y);
   EXPECT_FALSE(torch::allclose(plain, looped, 1e-4, 1e-5));
   m->train();
-  m->on_train_progress(0.5);
   EXPECT_TRUE(torch::allclose(m->token_nll(x, y), looped, 1e-6, 1e-7));
+  m->reset_train_progress();  // the warmup rollback
+  m->eval();
+  EXPECT_TRUE(torch::allclose(m->token_nll(x, y), plain, 1e-6, 1e-7));
 }
 
 TEST(TwoLaneResidual, MixingAtInitAndAfterAndTheLaneMean) {
