@@ -32,7 +32,7 @@ if [ "$MODE" = stage ]; then
   mkdir -p .gpu/reference .gpu/corpus .gpu/tokenizers .gpu/debs
   cp -u "$SHARED"/reference/{pr1755_train_gpt.py,flash_attn_interface.py,tokenize_corpus.py} .gpu/reference/
   cp -u "$SHARED"/data/corpus/{fineweb_train,fineweb_val,wiki_en_2015.00}.jsonl.xz .gpu/corpus/
-  cp -u "$SHARED"/data/tokenizers/fineweb_8192_bpe.model .gpu/tokenizers/sp8192.model
+  cp "$SHARED"/data/tokenizers/fineweb_8192_bpe.model .gpu/tokenizers/
   (cd .gpu/debs && for p in liblzma-dev libbrotli-dev; do ls ${p}_*.deb >/dev/null 2>&1 || apt-get download "$p"; done)
   mib=$(du -sm .gpu | cut -f1)
   echo "[early-curve] .gpu holds $mib MiB"
@@ -43,11 +43,12 @@ fi
 [ "$MODE" = run ] || { echo "usage: early_curve.sh stage | run OUT_DIR" >&2; exit 2; }
 RESULT=${2:?usage: early_curve.sh run OUT_DIR}
 mkdir -p "$RESULT"
-for f in .gpu/reference/pr1755_train_gpt.py .gpu/tokenizers/sp8192.model .gpu/corpus/wiki_en_2015.00.jsonl.xz; do
+TOK=.gpu/tokenizers/fineweb_8192_bpe.model
+for f in .gpu/reference/pr1755_train_gpt.py $TOK .gpu/corpus/wiki_en_2015.00.jsonl.xz; do
   [ -f "$f" ] || { echo "$f missing: run 'scripts/gpu/early_curve.sh stage' here first and carry .gpu" >&2; exit 1; }
 done
 WORK=${WORK:-$HOME/early_curve}
-rm -rf "$WORK" && mkdir -p "$WORK/runs" "$WORK/data/datasets" "$WORK/data/tokenizers"
+rm -rf "$WORK" && mkdir -p "$WORK/runs" "$WORK/data/datasets" "$WORK/data/tokenizers" "$WORK/corpus"
 START=$(date +%s)
 say() { echo "[early-curve $(( $(date +%s) - START ))s] $*"; }
 python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
@@ -57,8 +58,9 @@ python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_devic
 
 # 2. The shards, once, for both (the layout the reference expects; pgolf reads the same files).
 DS=$WORK/data/datasets/fineweb10B_sp8192
-python3 .gpu/reference/tokenize_corpus.py .gpu/tokenizers/sp8192.model "$DS" .gpu/corpus > "$WORK/tokenize.log" 2>&1
-cp .gpu/tokenizers/sp8192.model "$WORK/data/tokenizers/fineweb_8192_bpe.model"
+for f in fineweb_train fineweb_val wiki_en_2015.00; do ln -s "$REPO/.gpu/corpus/$f.jsonl.xz" "$WORK/corpus/"; done  # just these
+python3 .gpu/reference/tokenize_corpus.py $TOK "$DS" "$WORK/corpus" > "$WORK/tokenize.log" 2>&1
+cp $TOK "$WORK/data/tokenizers/"
 say "tokenized: $(tail -1 "$WORK/tokenize.log")"
 
 left() { local l=$(( DEADLINE - ($(date +%s) - START) )); echo $(( l > 10 ? l : 10 )); }
@@ -89,7 +91,7 @@ if [ "$(cat "$WORK/build.rc")" = 0 ]; then
   for s in $SEEDS; do
     timeout "$(left)" build-gpu/bin/trainer --recipe recipes/pr1755.json \
       --set seed="$s" --set "data.train=$DS/fineweb_train_*.bin" --set "data.val=$DS/fineweb_val_*.bin" \
-      --set data.tokenizer=.gpu/tokenizers/sp8192.model --set 'eval.byte_counter={"name":"lut"}' \
+      --set data.tokenizer=$TOK --set 'eval.byte_counter={"name":"lut"}' \
       --set data.batch_tokens="$BATCH" --set train.iterations="$STEPS" --set train.max_wallclock_seconds=0 \
       --set train.warmup_steps="$WARMUP" --set train.warmup_looped_steps="$WARMUP" --set train.log_every=1 \
       --set 'schedule={"name":"step_warmdown","warmdown_steps":216,"total_steps":300}' \
