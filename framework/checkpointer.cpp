@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "framework/log.h"
+#include "framework/train_loop.h"
 
 namespace fs = std::filesystem;
 
@@ -40,6 +41,10 @@ LoopState Checkpointer::restore(const TrainingParts& parts, Resume& resume) {
   st.first_loss = json_number(resume.meta.at("first_loss"));
   st.last_loss = json_number(resume.meta.at("last_loss"));
   st.last_checkpoint = st.step;
+  // What the step before the checkpoint switched on (the loop), for an evaluation before the next step.
+  const Config train = run_.recipe.section("train");
+  run_.model->on_train_progress(
+      Progress{std::max<int64_t>(st.step - 1, 0), train.i("iterations"), st.train_ms, training_budget_ms(train)}.fraction());
   if (run_.comm->rank() == 0)
     for (const auto& entry : fs::directory_iterator(dir_.path()))  // temp files of a checkpoint write that was killed
       if (entry.path().filename().string().rfind("checkpoint.bin.tmp.", 0) == 0) fs::remove(entry.path());

@@ -36,8 +36,8 @@ struct LanguageModel : torch::nn::Module {
   virtual void set_compute_dtype(torch::ScalarType dtype) { compute_dtype_ = dtype; }
   torch::ScalarType compute_dtype() const { return compute_dtype_; }
 
-  // Fraction of the training budget spent, before each step (drives e.g. loop activation); eval and
-  // the reloaded artifact see the final state.
+  // Fraction of the training budget spent, before each step (drives e.g. loop activation); evaluation runs
+  // the state training is in, and the trainer passes 1.0 to the model rebuilt from the artifact.
   virtual void on_train_progress(double /*fraction*/) {}
   // Forget what on_train_progress switched on (as constructed): the warmup rollback calls it after its steps
   // run as if late in training (framework/warmup.h).

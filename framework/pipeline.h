@@ -41,7 +41,8 @@ struct PipelineContext {
   // the trained model, until reload_artifact replaces it by a model rebuilt from the artifact's bytes.
   std::shared_ptr<LanguageModel> trained;
   std::shared_ptr<LanguageModel> scored;
-  std::function<std::shared_ptr<LanguageModel>()> fresh_model;  // a new model of the recipe, on the device
+  // A new model of the recipe on the device, in the state of the end of training (the loop on).
+  std::function<std::shared_ptr<LanguageModel>()> fresh_model;
   const TrainingHooks& hooks;
   // Calibration source: the training shards and this rank's batch geometry (calibration reads training
   // data, never validation data).

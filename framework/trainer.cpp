@@ -54,7 +54,11 @@ Json training_summary(const Run& run, const LoopState& st) {
 
 Json post_train(Run& run, const LoopState& st, RunDir& dir, Json summary) {
   PipelineContext ctx{run.recipe, *run.comm, run.device, dir, run.model, run.model,
-                      [&run] { return build_model(run.recipe, run.device); },
+                      [&run] {  // scored as trained to the end (the references loop their reloaded model)
+                        auto m = build_model(run.recipe, run.device);
+                        m->on_train_progress(1.0);
+                        return m;
+                      },
                       run.hooks, run.train_data, run.val, *run.bytes, run.eval,
                       st.train_ms, training_budget_ms(run.recipe.section("train")), st.step,
                       /*hessians=*/{}, /*artifact=*/{}, std::move(summary)};

@@ -17,7 +17,7 @@
 #include <map>
 #include <set>
 
-#include "framework/averager.h"
+#include "framework/training_hook.h"
 #include "framework/grad_clip.h"
 #include "framework/io.h"
 #include "framework/loader.h"
@@ -186,12 +186,12 @@ constexpr Tol kLogits{1e-5, 0}, kLoss{1e-6, 0}, kGrad{1e-10, 1e-4}, kClip{0, 1e-
 constexpr double kMuonMatrix = 0.15, kMuonAll = 0.08, kMuonLength = 0.01;
 
 // The trainer's step (framework/trainer.cpp, one process): zero grads, mean micro-batch losses backward,
-// clip, every optimizer group with the schedule's scale, then the averagers.
+// clip, every optimizer group with the schedule's scale, then the EMA hook.
 struct Steps {
   std::vector<torch::Tensor> params;
   std::vector<std::shared_ptr<Optimizer>> optimizers;
   std::shared_ptr<Schedule> schedule;
-  std::shared_ptr<Averager> ema;
+  std::shared_ptr<TrainingHook> ema;
   double clip = 0;
   std::set<std::string> muon;  // parameter names in a muon group
 };
@@ -206,8 +206,8 @@ Steps make_steps(Fixture& f) {
   const Config optim = f.recipe.section("optim");
   s.optimizers = build_optimizers(optim, named);
   s.schedule = ScheduleRegistry::get().build(f.recipe.section("schedule"));
-  for (const auto& a : optim.list("averaging"))
-    if (a.name() == "ema") s.ema = AveragerRegistry::get().build(a);
+  for (const auto& h : f.recipe.section("train").list("hooks"))
+    if (h.name() == "ema") s.ema = TrainingHookRegistry::get().build(h);
   s.clip = optim.f("grad_clip_norm");
   for (size_t i = 0; i < s.optimizers.size(); ++i) {
     if (optim.list("groups")[i].name() != "muon") continue;
