@@ -75,14 +75,16 @@ ref_run() {
   pids+=($!)
 }
 pids=()
-set -- $SEEDS
-ref_run "$1"
-first=$1
-shift
-until grep -q "^1/[0-9]* train_loss" "$WORK/runs/ref-$first.log" 2>/dev/null || [ "$(left)" -lt 300 ] ||
-  ! kill -0 "${pids[0]}" 2>/dev/null; do sleep 2; done
-say "reference seed $first compiled"
-for s in "$@"; do ref_run "$s"; done
+if [ -z "${SKIP_REF:-}" ]; then  # SKIP_REF=1: pgolf only (the reference's lines from an earlier call are merged here)
+  set -- $SEEDS
+  ref_run "$1"
+  first=$1
+  shift
+  until grep -q "^1/[0-9]* train_loss" "$WORK/runs/ref-$first.log" 2>/dev/null || [ "$(left)" -lt 300 ] ||
+    ! kill -0 "${pids[0]}" 2>/dev/null; do sleep 2; done
+  say "reference seed $first compiled"
+  for s in "$@"; do ref_run "$s"; done
+fi
 
 # 4. pgolf, 3 seeds at once, as soon as the build is done.
 while [ ! -f "$WORK/build.rc" ]; do sleep 2; done
@@ -95,7 +97,7 @@ if [ "$(cat "$WORK/build.rc")" = 0 ]; then
       --set data.batch_tokens="$BATCH" --set train.iterations="$STEPS" --set train.max_wallclock_seconds=0 \
       --set train.warmup_steps="$WARMUP" --set train.warmup_looped_steps="$WARMUP" --set train.log_every=1 \
       --set 'schedule={"name":"step_warmdown","warmdown_steps":216,"total_steps":300}' \
-      --set model.recurrence.activate_at=1.05 --set 'optim.averaging=[]' --set artifact.enabled=false \
+      --set model.recurrence.activate_at=1.05 --set 'train.hooks=[]' --set 'pipeline=[{"name":"evaluate","label":"live"}]' \
       --out "$WORK/runs/pgolf-$s" > "$WORK/runs/pgolf-$s.log" 2>&1 &
     pids+=($!)
   done
