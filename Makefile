@@ -1,5 +1,6 @@
 # pgolf — the two commands:
-#   make run    set up, build, prepare the default data, train recipes/default.json on the CPU
+#   make run    set up, build, prepare the default data, train recipes/default.json on the CPU, and write
+#               its loss-curve PNG into the run directory (RUN_DIR=... to choose it)
 #   make test   set up, build, prepare the default data, run the whole test suite through ctest
 # `make build` does the set-up and build alone (binaries in build/bin/).
 BUILD ?= build
@@ -21,8 +22,14 @@ build: configure
 data: build
 	@PGOLF_BIN=$(BUILD)/bin bash scripts/default_data.sh
 
+RUN_STAMP := $(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= runs/$(basename $(notdir $(RECIPE)))-$(RUN_STAMP)
 run: data
-	@$(BUILD)/bin/trainer --recipe $(RECIPE)
+	@$(BUILD)/bin/trainer --recipe $(RECIPE) --out $(RUN_DIR)
+	@rc=0; $(BUILD)/bin/pgolf-report $(RUN_DIR) --plot $(RUN_DIR)/loss_curve.png || rc=$$?; \
+	if [ $$rc -eq 0 ]; then echo "loss curve: $(RUN_DIR)/loss_curve.png"; \
+	elif [ $$rc -eq 3 ]; then echo "warning: no loss curve (matplotlib missing; run scripts/setup.sh)"; \
+	else exit $$rc; fi
 
 test: data
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1200

@@ -289,8 +289,9 @@ int spawn(const std::vector<std::string>& args, bool quiet) {
 
 // A python3 that imports matplotlib: $PGOLF_PYTHON, else the first on PATH, else Debian's (python3-matplotlib).
 std::string find_python() {
-  if (const char* e = std::getenv("PGOLF_PYTHON")) return e;
-  for (const std::string py : {"python3", "/usr/bin/python3"})
+  std::vector<std::string> candidates{"python3", "/usr/bin/python3"};
+  if (const char* e = std::getenv("PGOLF_PYTHON")) candidates = {e};
+  for (const std::string& py : candidates)
     if (spawn({py, "-c", "import matplotlib"}, true) == 0) return py;
   return "";
 }
