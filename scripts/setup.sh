@@ -9,7 +9,8 @@ TORCH_VERSION=2.11.0
 DEPS=${PGOLF_DEPS:-$HOME/.cache/pgolf}
 APT_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 python3-pip
   libsentencepiece-dev sentencepiece nlohmann-json3-dev libspdlog-dev libgtest-dev
-  zlib1g-dev libbrotli-dev liblzma-dev libzstd-dev libicu-dev python3.11-doc)
+  zlib1g-dev libbrotli-dev liblzma-dev libzstd-dev libicu-dev python3.11-doc
+  lrzip)  # lrzip: the pergroup artifact container (posttrain 7.3) runs the program
 
 log() { printf '[setup] %s\n' "$*"; }
 
