@@ -121,7 +121,7 @@ TEST(ArtifactCode, DryRunAndRunStopBeforeTrainingOnMissingSourcesOrLrzip) {
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("pipeline[1].code.sources: 'no_such_dir'"), std::string::npos) << r.out;
   const std::string pg = recipe_file(d, Json{{"name", "write_artifact"}, {"container", "pergroup"}});
-  for (const std::string extra : {" --dry-run", " --out " + d.file("run")}) {
+  for (const std::string& extra : std::vector<std::string>{" --dry-run", " --out " + d.file("run")}) {
     auto m = trainer("--recipe " + pg + extra, "PATH=/nonexistent-pgolf-dir");
     EXPECT_EQ(m.code, 2) << m.out;
     EXPECT_NE(m.out.find("Debian package lrzip"), std::string::npos) << m.out;
