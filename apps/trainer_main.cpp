@@ -3,6 +3,8 @@
 //
 //   trainer --recipe FILE [--set key.path=value ...] [--seed N] [--out DIR] [--dry-run] [--plugin LIB.so]
 //   trainer --resume RUN_DIR [--set train.log_every=N ...]
+//   trainer --eval-artifact ARTIFACT --recipe FILE [--out DIR]   (score an existing artifact)
+//   trainer --export-code DIR --recipe FILE                      (write the counted source bundle)
 #include <dlfcn.h>
 
 #include <cstdio>
@@ -29,6 +31,9 @@ void usage(FILE* to) {
                "  --resume RUN_DIR  continue a run from RUN_DIR/checkpoint.bin with RUN_DIR/recipe.json (no --recipe,\n"
                "                    --out or --seed; --set only for train.log_every, val_every, checkpoint_every,\n"
                "                    nan_check_every, threads, warmup_steps, warmup_looped_steps)\n"
+               "  --eval-artifact F score the artifact file F with the recipe's model and pipeline from reload_artifact\n"
+               "                    on (no training); writes a run directory like a run\n"
+               "  --export-code DIR write the recipe's minimal source bundle (the code the artifact counts) and exit\n"
                "  --plugin LIB.so   load a shared library that registers more components (before validation)\n"
                "  --list            list every registered component by kind and exit\n");
 }
@@ -57,6 +62,8 @@ int main(int argc, char** argv) {
     else if (a == "--profile") opt.profile_path = need(i, "--profile");
     else if (a == "--resume") opt.resume_dir = need(i, "--resume");
     else if (a == "--plugin") plugins.push_back(need(i, "--plugin"));
+    else if (a == "--eval-artifact") opt.eval_artifact = need(i, "--eval-artifact");
+    else if (a == "--export-code") opt.export_code = need(i, "--export-code");
     else if (a == "--list") list = true;
     else if (a == "-h" || a == "--help") { usage(stdout); return 0; }
     else {
@@ -77,6 +84,10 @@ int main(int argc, char** argv) {
   }
   if (!opt.resume_dir.empty() && (!opt.recipe.empty() || !opt.out_dir.empty())) {
     std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe and --out\n");
+    return 2;
+  }
+  if ((!opt.eval_artifact.empty() || !opt.export_code.empty()) && !opt.resume_dir.empty()) {
+    std::fprintf(stderr, "trainer: --eval-artifact and --export-code take --recipe FILE, not --resume\n");
     return 2;
   }
   if (opt.recipe.empty() && opt.resume_dir.empty()) {

@@ -24,4 +24,21 @@ QuantizedState deserialize_state(const std::string& bytes, const std::string& wh
   return q;
 }
 
+namespace {
+// The section validated as a component of `kind` would be in a recipe (defaults filled, keys checked).
+Config component_config(const char* kind, const Json& section, const std::string& path) {
+  Schema s;
+  s.component(path, kind, "", "");  // the key is the path, so errors name it
+  return Config(s.validate(Json{{path, section}}, "", "").at(path), path);
+}
+}  // namespace
+
+std::shared_ptr<Compressor> make_compressor(const Json& section, const std::string& path) {
+  return CompressorRegistry::get().build(component_config(Compressor::kKind, section, path));
+}
+
+std::shared_ptr<Container> make_container(const Json& section, const std::string& path) {
+  return ContainerRegistry::get().build(component_config(Container::kKind, section, path));
+}
+
 }  // namespace pgolf

@@ -58,4 +58,27 @@ using CompressorRegistry = Registry<Compressor>;
 std::string serialize_state(const QuantizedState& q);
 QuantizedState deserialize_state(const std::string& bytes, const std::string& what);
 
+// An artifact format: a QuantizedState <-> the bytes of artifact.bin (posttrain §7: the standard container,
+// #461's zstd-22, the per-group PGRP serializer). Built when the pipeline is built, so whatever it needs from
+// outside the process (an external program) is checked before training.
+struct Container {
+  static constexpr const char* kKind = "container";
+  virtual ~Container() = default;
+  virtual std::string pack(const QuantizedState& q) const = 0;
+  // Throws std::runtime_error naming `what` (the file) and what is wrong: truncated, damaged, foreign.
+  virtual QuantizedState unpack(const std::string& bytes, const std::string& what) const = 0;
+  // Stored bytes by part ("model", or one entry per PGRP stream), for pgolf-artifact inspect.
+  virtual std::vector<std::pair<std::string, int64_t>> parts(const std::string& bytes, const std::string& what) const {
+    return {{"model", static_cast<int64_t>(bytes.size())}};
+  }
+  // The part that stores a tensor of an unpacked state.
+  virtual std::string part_of(const std::string& name, const torch::Tensor& t) const { return "model"; }
+};
+using ContainerRegistry = Registry<Container>;
+
+// A registered component of `kind` from a JSON section {"name": ..., keys...}, validated against its schema
+// (defaults filled); `path` names it in errors.
+std::shared_ptr<Compressor> make_compressor(const Json& section, const std::string& path);
+std::shared_ptr<Container> make_container(const Json& section, const std::string& path);
+
 }  // namespace pgolf

@@ -374,6 +374,27 @@ std::string SchemaCatalog::help(const std::string& kind, const std::string& name
   return n == k->second.end() ? "" : n->second.help;
 }
 
+bool SchemaCatalog::set_source(const std::string& kind, const std::string& name, std::string file) {
+  sources_[{kind, name}] = std::move(file);
+  return true;
+}
+
+std::string SchemaCatalog::source(const std::string& kind, const std::string& name) const {
+  auto it = sources_.find({kind, name});
+  return it == sources_.end() ? "" : it->second;
+}
+
+bool SchemaCatalog::add_use(const std::string& kind, const std::string& name, const std::string& used_kind,
+                            const std::string& used) {
+  uses_[{kind, name}].emplace_back(used_kind, used);
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> SchemaCatalog::uses(const std::string& kind, const std::string& name) const {
+  auto it = uses_.find({kind, name});
+  return it == uses_.end() ? std::vector<std::pair<std::string, std::string>>{} : it->second;
+}
+
 std::string join_names(const std::vector<std::string>& names) {
   if (names.empty()) return "(none registered)";
   std::string out;

@@ -27,7 +27,7 @@ namespace pgolf {
 struct ArtifactDraft {
   std::shared_ptr<Quantizer> quantizer;  // set by a quantize stage: how the state was made (and is undone)
   QuantizedState state;
-  std::shared_ptr<Compressor> compressor;  // set by write_artifact: how the bytes were packed
+  std::shared_ptr<Container> container;  // set by write_artifact: how the bytes were packed
   std::string path;                        // the written artifact file ("" until written)
   int64_t model_bytes = -1, code_bytes = -1;
 };
@@ -71,6 +71,12 @@ struct PipelineStage {
   // "artifact_file", ...): checked when the pipeline is built, before training.
   virtual std::vector<std::string> needs() const { return {}; }
   virtual std::vector<std::string> makes() const { return {}; }
+  // Checks that need more than the stage's own section (the whole resolved recipe), when the pipeline is
+  // built, before training: throws ConfigError naming the key.
+  virtual void check(const Json& recipe) const {}
+  // Scoring an existing artifact (trainer --eval-artifact): the stages before the first that needs
+  // "artifact_file" do not run; each sets here what later stages need of it (the quantiser, the container).
+  virtual void adopt(PipelineContext& ctx) {}
 };
 using StageRegistry = Registry<PipelineStage>;
 
@@ -78,5 +84,8 @@ using StageRegistry = Registry<PipelineStage>;
 std::vector<std::shared_ptr<PipelineStage>> build_pipeline(const Config& root);
 // Runs them in order.
 void run_pipeline(const std::vector<std::shared_ptr<PipelineStage>>& stages, PipelineContext& ctx);
+// Scores the artifact at ctx.artifact.path: adopt() up to the first stage that needs "artifact_file", run()
+// from there on (reload_artifact, evaluate, ...).
+void run_pipeline_on_artifact(const std::vector<std::shared_ptr<PipelineStage>>& stages, PipelineContext& ctx);
 
 }  // namespace pgolf

@@ -23,6 +23,12 @@ class SchemaCatalog {
   std::vector<std::string> names(const std::string& kind) const;
   std::vector<std::string> kinds() const;
   std::string help(const std::string& kind, const std::string& name) const;
+  // The source file (__FILE__) that registered a component: what the code accounting ships. "" if unknown.
+  bool set_source(const std::string& kind, const std::string& name, std::string file);
+  std::string source(const std::string& kind, const std::string& name) const;
+  // Components that one builds by name without the recipe naming them (a container's compressors).
+  bool add_use(const std::string& kind, const std::string& name, const std::string& used_kind, const std::string& used);
+  std::vector<std::pair<std::string, std::string>> uses(const std::string& kind, const std::string& name) const;
 
  private:
   struct Entry {
@@ -30,6 +36,8 @@ class SchemaCatalog {
     std::string help;
   };
   std::map<std::string, std::map<std::string, Entry>> entries_;
+  std::map<std::pair<std::string, std::string>, std::string> sources_;
+  std::map<std::pair<std::string, std::string>, std::vector<std::pair<std::string, std::string>>> uses_;
 };
 
 // "a, b, c" for error messages.
@@ -66,6 +74,7 @@ class Registry {
   }
 
   bool has(const std::string& name) const { return factories_.count(name) != 0; }
+  static const char* kind() { return Base::kKind; }
 
  private:
   std::map<std::string, Factory> factories_;
@@ -76,5 +85,10 @@ class Registry {
 #define PGOLF_CONCAT_INNER(a, b) a##b
 #define PGOLF_CONCAT(a, b) PGOLF_CONCAT_INNER(a, b)
 // PGOLF_REGISTER(AttentionRegistry, "gqa", schema_fn(), factory_lambda, "one-line help");
-#define PGOLF_REGISTER(REGISTRY, NAME, ...) \
-  static const bool PGOLF_CONCAT(pgolf_registered_, __LINE__) = REGISTRY::get().add(NAME, __VA_ARGS__)
+#define PGOLF_REGISTER(REGISTRY, NAME, ...)                                              \
+  static const bool PGOLF_CONCAT(pgolf_registered_, __LINE__) =                          \
+      REGISTRY::get().add(NAME, __VA_ARGS__) &&                                          \
+      ::pgolf::SchemaCatalog::get().set_source(REGISTRY::kind(), NAME, __FILE__)
+// PGOLF_USES("container", "standard", "compressor", "brotli"): the first builds the second by name.
+#define PGOLF_USES(KIND, NAME, USED_KIND, USED) \
+  static const bool PGOLF_CONCAT(pgolf_uses_, __LINE__) = ::pgolf::SchemaCatalog::get().add_use(KIND, NAME, USED_KIND, USED)

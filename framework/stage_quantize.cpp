@@ -16,6 +16,7 @@ class Quantize : public PipelineStage {
   }
 
   std::vector<std::string> makes() const override { return {"quantized_state"}; }
+  void adopt(PipelineContext& ctx) override { ctx.artifact.quantizer = quantizer_; }
 
  private:
   std::shared_ptr<Quantizer> quantizer_;

@@ -22,21 +22,6 @@ constexpr std::array<std::pair<uint8_t, torch::ScalarType>, 9> kDtypes = {{
     {1, torch::kFloat32}, {2, torch::kFloat16}, {3, torch::kBFloat16}, {4, torch::kInt8}, {5, torch::kUInt8},
     {6, torch::kInt16}, {7, torch::kInt32}, {8, torch::kInt64}, {9, torch::kBool}}};
 
-uint32_t crc32(const char* data, size_t n) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFFu] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
-
 template <class T>
 void put(std::string& out, T v) {
   for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF));
@@ -77,6 +62,21 @@ class Reader {
 };
 
 }  // namespace
+
+uint32_t crc32(const char* data, size_t n) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFFu] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
 
 std::string pack_archive(const ArchiveFormat& f, const NamedTensors& tensors, const Json& meta_json) {
   const std::string who = std::string("writing a ") + f.kind;

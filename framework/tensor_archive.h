@@ -4,6 +4,8 @@
 // two formats of it, told apart by their magic.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "framework/config.h"
@@ -17,6 +19,9 @@ struct ArchiveFormat {
   const char* remedy;         // what to do about a damaged one
   const char* not_this_kind;  // what to check when the magic is wrong
 };
+
+// CRC-32 (IEEE, zlib's crc32) of n bytes.
+uint32_t crc32(const char* data, size_t n);
 
 std::string pack_archive(const ArchiveFormat& f, const NamedTensors& tensors, const Json& meta);
 // Throws std::runtime_error naming `what` (the file) and the first field that is wrong.

@@ -9,9 +9,11 @@
 #include "framework/trainer.h"
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 
 #include "framework/checkpointer.h"
+#include "framework/code_size.h"
 #include "framework/device.h"
 #include "framework/log.h"
 #include "framework/resume.h"
@@ -52,16 +54,20 @@ Json training_summary(const Run& run, const LoopState& st) {
               {"final_train_loss", st.last_loss}};
 }
 
+PipelineContext pipeline_context(Run& run, const LoopState& st, RunDir& dir, Json summary) {
+  return PipelineContext{run.recipe, *run.comm, run.device, dir, run.model, run.model,
+                         [&run] {  // scored as trained to the end (the references loop their reloaded model)
+                           auto m = build_model(run.recipe, run.device);
+                           m->on_train_progress(1.0);
+                           return m;
+                         },
+                         run.hooks, run.train_data, run.val, *run.bytes, run.eval,
+                         st.train_ms, training_budget_ms(run.recipe.section("train")), st.step,
+                         /*hessians=*/{}, /*artifact=*/{}, std::move(summary)};
+}
+
 Json post_train(Run& run, const LoopState& st, RunDir& dir, Json summary) {
-  PipelineContext ctx{run.recipe, *run.comm, run.device, dir, run.model, run.model,
-                      [&run] {  // scored as trained to the end (the references loop their reloaded model)
-                        auto m = build_model(run.recipe, run.device);
-                        m->on_train_progress(1.0);
-                        return m;
-                      },
-                      run.hooks, run.train_data, run.val, *run.bytes, run.eval,
-                      st.train_ms, training_budget_ms(run.recipe.section("train")), st.step,
-                      /*hessians=*/{}, /*artifact=*/{}, std::move(summary)};
+  PipelineContext ctx = pipeline_context(run, st, dir, std::move(summary));
   run_pipeline(run.pipeline, ctx);
   return ctx.summary;
 }
@@ -73,6 +79,38 @@ void write_summary(RunDir& dir, const Json& summary) {
   log::info(strf("val_bpb %s  artifact_bytes %s  run directory %s",
                  has_bpb ? strf("%.4f", summary["val_bpb"].get<double>()).c_str() : "-",
                  has_artifact ? std::to_string(summary["artifact_bytes"].get<int64_t>()).c_str() : "-", dir.path().c_str()));
+}
+
+// --eval-artifact: the artifact's bytes, the recipe's model and pipeline from reload_artifact on. The run
+// directory is filled under a temporary name and appears only when the score is written.
+int eval_artifact(const TrainerOptions& opt, Run& run) {
+  if (!std::filesystem::is_regular_file(opt.eval_artifact))
+    throw ConfigError("--eval-artifact " + opt.eval_artifact + ": no such file");
+  const std::string out = opt.out_dir.empty() ? default_run_dir(run.recipe.file, run.recipe.root().i("seed")) + "-eval"
+                                              : opt.out_dir;
+  if (std::filesystem::exists(out)) throw ConfigError("--out " + out + ": already exists; name a new directory");
+  build_data(run);
+  const std::string partial = out + ".partial";
+  try {
+    {
+      RunDir dir(partial, run.comm->rank());
+      dir.write_json("recipe.json", run.recipe.resolved);
+      log::to_file(dir.file("train.log"));
+      log::info("scoring the artifact " + opt.eval_artifact + " (run directory " + out + ")");
+      PipelineContext ctx = pipeline_context(run, LoopState{}, dir, Json{{"recipe", run.recipe.file}, {"params", run.params}});
+      ctx.artifact.path = opt.eval_artifact;
+      run_pipeline_on_artifact(run.pipeline, ctx);
+      write_summary(dir, ctx.summary);
+      log::close_file();
+    }
+    std::filesystem::rename(partial, out);
+  } catch (...) {
+    log::close_file();
+    std::error_code ec;
+    std::filesystem::remove_all(partial, ec);
+    throw;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -92,6 +130,12 @@ int run_trainer(const TrainerOptions& opt) {
     std::cout << "params: " << run.params << std::endl;
     return 0;
   }
+  if (!opt.export_code.empty()) {
+    const CodeCount c = export_code(run.recipe.resolved, opt.export_code);
+    std::cout << "code bundle: " << opt.export_code << "\ncode bytes: " << c.bytes << " (" << c.how << ")" << std::endl;
+    return 0;
+  }
+  if (!opt.eval_artifact.empty()) return eval_artifact(opt, run);
   build_data(run);
   // 3. run directory
   std::unique_ptr<RunDir> dir = open_run_dir(opt, run, resume.get());

@@ -19,6 +19,11 @@ struct TrainerOptions {
   // --resume: continue the run in this directory from its checkpoint.bin, with its recipe.json; `overrides`
   // may then only name the keys that do not change training (see kResumeKeys in trainer.cpp).
   std::string resume_dir;
+  // --eval-artifact FILE: score an existing artifact from its bytes alone (the recipe's pipeline from
+  // reload_artifact on), into a run directory of its own; no training.
+  std::string eval_artifact;
+  // --export-code DIR: write the recipe's minimal source bundle (what the code accounting counts) and exit.
+  std::string export_code;
 };
 
 // Runs (or, with dry_run, validates and summarises) one training run. Returns the process exit code.

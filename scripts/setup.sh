@@ -10,7 +10,8 @@ DEPS=${PGOLF_DEPS:-$HOME/.cache/pgolf}
 APT_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 python3-pip
   libsentencepiece-dev sentencepiece nlohmann-json3-dev libspdlog-dev libgtest-dev
   zlib1g-dev libbrotli-dev liblzma-dev libzstd-dev libicu-dev python3.11-doc
-  python3-matplotlib)  # pgolf-report --plot; Debian's package, since Debian 12 refuses `pip install --user` (PEP 668)
+  python3-matplotlib  # pgolf-report --plot; Debian's package, since Debian 12 refuses `pip install --user` (PEP 668)
+  lrzip)  # lrzip: the pergroup artifact container (posttrain 7.3) runs the program
 
 log() { printf '[setup] %s\n' "$*"; }
 

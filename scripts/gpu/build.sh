@@ -7,6 +7,15 @@ cd "$(dirname "$0")/../.."
 mkdir -p .gpu/prefix
 for d in .gpu/debs/*.deb; do dpkg -x "$d" .gpu/prefix; done
 lib() { ls /usr/lib/x86_64-linux-gnu/$1.so.* 2>/dev/null | head -1; }
+# lrzip (the pergroup artifact container) from the carried .debs: .gpu/bin/lrzip runs it with the carried
+# liblzo2 beside it; put .gpu/bin on PATH (or set the container's lrzip key to it).
+if [ -x .gpu/prefix/usr/bin/lrzip ] && ! command -v lrzip >/dev/null; then
+  mkdir -p .gpu/bin
+  p=$PWD/.gpu/prefix
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s/usr/lib/x86_64-linux-gnu:%s/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s/usr/bin/lrzip "$@"\n' \
+    "$p" "$p" "$p" > .gpu/bin/lrzip
+  chmod +x .gpu/bin/lrzip
+fi
 extra=()
 if [ -n "$(lib libbrotlienc)" ] && [ -n "$(lib libbrotlidec)" ]; then
   extra+=(-DBROTLI_INCLUDE_DIR="$PWD/.gpu/prefix/usr/include" -DBROTLI_ENC_LIB="$(lib libbrotlienc)" -DBROTLI_DEC_LIB="$(lib libbrotlidec)")

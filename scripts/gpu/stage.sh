@@ -11,5 +11,5 @@ if [ ! -f .gpu/sp1024/tokenizer.model ]; then
   "$BIN"/pgolf-data train-tokenizer --input .gpu/corpus/fineweb_train.jsonl.xz .gpu/corpus/wiki_en_2015.00.jsonl.xz \
     --vocab 1024 --out .gpu/sp1024/tokenizer --threads "$(nproc)" --max-sentences 1000000
 fi
-(cd .gpu/debs && for p in liblzma-dev libbrotli-dev; do ls ${p}_*.deb >/dev/null 2>&1 || apt-get download "$p"; done)
+(cd .gpu/debs && for p in liblzma-dev libbrotli-dev lrzip liblzo2-2; do ls ${p}_*.deb >/dev/null 2>&1 || apt-get download "$p"; done)
 du -sh .gpu
