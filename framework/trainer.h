@@ -19,6 +19,9 @@ struct TrainerOptions {
   // --resume: continue the run in this directory from its checkpoint.bin, with its recipe.json; `overrides`
   // may then only name the keys that do not change training (see kResumeKeys in trainer.cpp).
   std::string resume_dir;
+  // --overwrite: an --out that holds a run (finished, failed or killed, but not live) is emptied of that
+  // run's files and reused.
+  bool overwrite = false;
 };
 
 // Runs (or, with dry_run, validates and summarises) one training run. Returns the process exit code.
