@@ -20,12 +20,13 @@ namespace {
 
 void usage(FILE* to) {
   std::fprintf(to,
-               "usage: trainer --recipe FILE [--set key.path=value ...] [--seed N] [--out DIR] [--dry-run]\n"
+               "usage: trainer --recipe FILE [--set key.path=value ...] [--seed N] [--out DIR] [--overwrite] [--dry-run]\n"
                "               [--resume RUN_DIR] [--plugin LIB.so ...] [--list]\n"
                "  --recipe FILE     JSON recipe (\"extends\" inherits from another recipe)\n"
                "  --set k.p=v       override one key (value parsed as JSON, else taken as a string)\n"
                "  --seed N          same as --set seed=N\n"
                "  --out DIR         run directory (default runs/<recipe>-<seed>-<time>)\n"
+               "  --overwrite       reuse an --out that holds an earlier run (finished, failed or killed, not live)\n"
                "  --dry-run         validate, build the model, print a summary with 'params: N', write nothing\n"
                "  --profile FILE    profile steps 6-8: Chrome trace to FILE, top kernels to the log\n"
                "  --resume RUN_DIR  continue a run from RUN_DIR/checkpoint.bin with RUN_DIR/recipe.json (no --recipe,\n"
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     else if (a == "--seed") opt.overrides.push_back("seed=" + need(i, "--seed"));
     else if (a == "--out") opt.out_dir = need(i, "--out");
     else if (a == "--dry-run") opt.dry_run = true;
+    else if (a == "--overwrite") opt.overwrite = true;
     else if (a == "--profile") opt.profile_path = need(i, "--profile");
     else if (a == "--resume") opt.resume_dir = need(i, "--resume");
     else if (a == "--plugin") plugins.push_back(need(i, "--plugin"));
@@ -82,8 +84,8 @@ int main(int argc, char** argv) {
     pgolf::print_components(std::cout);
     return 0;
   }
-  if (!opt.resume_dir.empty() && (!opt.recipe.empty() || !opt.out_dir.empty())) {
-    std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe and --out\n");
+  if (!opt.resume_dir.empty() && (!opt.recipe.empty() || !opt.out_dir.empty() || opt.overwrite)) {
+    std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe, --out and --overwrite\n");
     return 2;
   }
   if ((!opt.eval_artifact.empty() || !opt.export_code.empty()) && !opt.resume_dir.empty()) {

@@ -26,6 +26,13 @@ EvalResult all_reduce_result(const torch::Tensor& loss_sum, double tokens, const
   return EvalResult{host[0].item<double>(), host[1].item<double>(), host[2].item<double>()};
 }
 
+void require_finite(const EvalResult& r, const std::string& stage) {
+  if (std::isfinite(r.val_loss()) && std::isfinite(r.val_bpb())) return;
+  throw std::runtime_error("evaluation " + stage + ": the score is not finite (val_loss " + std::to_string(r.val_loss()) +
+                           ", val_bpb " + std::to_string(r.val_bpb()) +
+                           "): the model diverged; lower the learning rates or check the data");
+}
+
 ValStream load_val_stream(const std::vector<std::string>& files, int64_t seq_len, int64_t max_tokens) {
   if (seq_len <= 0) throw std::runtime_error("load_val_stream: seq_len must be positive, got " + std::to_string(seq_len));
   std::vector<std::unique_ptr<ShardView>> views;

@@ -20,6 +20,9 @@ struct EvalResult {
   double val_loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }
   double val_bpb() const;
 };
+// A NaN/Inf score is an error, never a result: throws naming the evaluation `stage` ("val" at step N, or
+// the post-training stage's label), so a diverged run cannot end with exit 0 and "val_bpb": null.
+void require_finite(const EvalResult& r, const std::string& stage);
 
 // The concatenated validation shards, truncated to floor((N-1)/seq_len)*seq_len + 1 tokens.
 struct ValStream {

@@ -23,17 +23,28 @@ std::string read_file(const std::string& path) {
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
+  FILE* f = std::fopen(writable_path(tmp).c_str(), "wb");
   if (!f) throw std::runtime_error(path + ": cannot create (" + std::strerror(errno) + ")");
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (::fsync(::fileno(f)) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
+  int err = 0;  // the first failure's errno: later calls on a failed stream report other things
+  auto check = [&err](bool ok) {
+    if (!ok && err == 0) err = errno ? errno : EIO;
+  };
+  check(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size());
+  check(std::fflush(f) == 0);
+  if (err == 0) check(::fsync(::fileno(f)) == 0);
+  check(std::fclose(f) == 0);
+  if (err == 0) check(std::rename(tmp.c_str(), path.c_str()) == 0);
+  if (err != 0) {
     std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": write failed (" + why + ")");
+    throw std::runtime_error(path + ": write failed (" + std::strerror(err) + ")");
   }
+}
+
+std::string writable_path(const std::string& path) {
+  const char* inject = std::getenv("PGOLF_INJECT_WRITE_FAILURE");
+  if (!inject || !*inject) return path;
+  const std::string base = path.substr(path.find_last_of('/') + 1), name = inject;
+  return base == name || base.rfind(name + ".tmp.", 0) == 0 ? "/dev/full" : path;
 }
 
 std::string expand_env(const std::string& s) {

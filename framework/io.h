@@ -10,6 +10,9 @@ std::string read_file(const std::string& path);
 // Writes `bytes` to `path` through `path.tmp.<pid>` and rename(2); on failure removes the temp file and
 // throws naming the file.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// Where a write to `path` goes: `path` itself, or /dev/full when PGOLF_INJECT_WRITE_FAILURE names its file
+// name (fault injection for the tests of failed writes: every write to it fails with ENOSPC).
+std::string writable_path(const std::string& path);
 // Expands ${VAR} and ${VAR:-default} in a recipe string.
 std::string expand_env(const std::string& s);
 

@@ -1,21 +1,56 @@
 #include "framework/log.h"
 
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <vector>
 
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace pgolf::log {
 namespace {
 
+// The run's log file, written and flushed line by line; a failed write is recorded (not swallowed, as
+// spdlog's own file sink would after printing to stderr) so the next log call stops the run naming the file.
+class CheckedFileSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit CheckedFileSink(const std::string& path) : path_(path) {
+    const char* inject = std::getenv("PGOLF_INJECT_WRITE_FAILURE");  // as io.h's writable_path (no torch here)
+    const bool full = inject && *inject && path.substr(path.find_last_of('/') + 1) == inject;
+    f_ = std::fopen(full ? "/dev/full" : path.c_str(), "a");
+    if (!f_) throw std::runtime_error(path + ": cannot open for appending (" + std::strerror(errno) + ")");
+  }
+  ~CheckedFileSink() override { std::fclose(f_); }
+  // The failed write's errno, 0 while every write succeeded.
+  int error() const { return error_; }
+  const std::string& path() const { return path_; }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    formatter_->format(msg, buf);
+    if (std::fwrite(buf.data(), 1, buf.size(), f_) != buf.size() && error_ == 0) error_ = errno ? errno : EIO;
+  }
+  void flush_() override {
+    if (std::fflush(f_) != 0 && error_ == 0) error_ = errno ? errno : EIO;
+  }
+
+ private:
+  std::string path_;
+  FILE* f_ = nullptr;
+  int error_ = 0;
+};
+
 struct State {
   std::shared_ptr<spdlog::logger> logger;
-  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file;
+  std::shared_ptr<CheckedFileSink> file;
   bool quiet = false;
   State() {
     auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
@@ -30,19 +65,36 @@ State& state() {
   return s;
 }
 
+
+// After a message: when the log file's write failed, stop writing it and say which file (the console still
+// works). `raise`: throw, so the run stops at once; error() does not, being on the way out already.
+void check_file(bool raise) {
+  auto& s = state();
+  if (!s.file || s.file->error() == 0) return;
+  const std::string what = s.file->path() + ": write failed (" + std::strerror(s.file->error()) + ")";
+  close_file();
+  if (raise) throw std::runtime_error(what + "; the run stops here");
+  s.logger->error("error: " + what);
+}
+
 }  // namespace
 
 void info(const std::string& msg) {
   if (!state().quiet) state().logger->info(msg);
+  check_file(true);
 }
 void warn(const std::string& msg) {
   if (!state().quiet) state().logger->warn("warning: " + msg);
+  check_file(true);
 }
-void error(const std::string& msg) { state().logger->error("error: " + msg); }
+void error(const std::string& msg) {
+  state().logger->error("error: " + msg);
+  check_file(false);
+}
 
 void to_file(const std::string& path) {
   auto& s = state();
-  s.file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, false);
+  s.file = std::make_shared<CheckedFileSink>(path);
   s.file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %v");
   s.logger->sinks().push_back(s.file);
 }

@@ -125,6 +125,9 @@ Schema make_recipe_schema() {
       .integer("nan_check_every", 100, 0, 1e12,
                "read the device-side NaN/Inf flag of the loss and gradient norm back every N steps (a host sync), "
                "besides every log and checkpoint step; 0 = only then. A divergence stops the run at most this late")
+      .integer("stuck_loss_steps", 200, 0, 1e12,
+               "warn when the training loss at log steps has stayed at ln(vocab_size) (a uniform guess: within 2%) "
+               "or above for this many steps: the model is not learning (0 = never warn)")
       .component_list("hooks", "training_hook",
                       "training hooks, in order: weight averaging (ema, swa), late_qat, magnitude_prune (empty = none)");
 

@@ -33,6 +33,25 @@ BatchPlan plan_batch(const Recipe& r, int world) {
   return BatchPlan{seq_len, batch_tokens, micro / world, batch_tokens / micro};
 }
 
+// Every training shard's header and size now (not when the loader reaches it), and enough tokens for a step:
+// each rank's micro-batch takes local_tokens + 1 (the last target), so an empty or one-token set is refused.
+void check_train_shards(const Run& run, const std::vector<std::string>& files) {
+  const int64_t have = count_shard_tokens(files);
+  const int64_t need = run.batch.batch_tokens + run.batch.accum * run.comm->world();
+  if (have < need)
+    throw std::runtime_error("training shards [" + files.front() + (files.size() > 1 ? ", ..." : "") + "] give " +
+                             std::to_string(have) + " tokens, fewer than one step's data.batch_tokens + 1 per micro-batch = " +
+                             std::to_string(need) + "; use more training data or a smaller data.batch_tokens");
+}
+
+// The val tokens are read once, so their ids are checked up front rather than by the embedding after training.
+void check_val_ids(const Run& run, const std::vector<std::string>& files) {
+  const int64_t vocab = run.model->vocab_size();
+  if (run.val.tokens.max().item<int64_t>() < vocab) return;
+  const TokenAt at = first_id_at_least(files, vocab, run.val.tokens.numel());
+  throw std::runtime_error("validation data: " + (at.found ? describe_bad_id(at, vocab) : "a token id is outside the model's vocabulary"));
+}
+
 }  // namespace
 
 Run build_run(Recipe recipe, Communicator& comm) {
@@ -57,11 +76,14 @@ Run build_run(Recipe recipe, Communicator& comm) {
 void build_data(Run& run) {
   const Config data = run.recipe.section("data"), eval = run.recipe.section("eval");
   Communicator& comm = *run.comm;
-  run.train_data = LoaderContext{glob_shards(data.s("train")), run.batch.seq_len, run.batch.local_tokens, comm.rank(),
+  const auto train_files = glob_shards(data.s("train"));
+  check_train_shards(run, train_files);
+  run.train_data = LoaderContext{train_files, run.batch.seq_len, run.batch.local_tokens, comm.rank(),
                                  comm.world(), static_cast<uint64_t>(run.recipe.root().i("seed"))};
   run.loader = LoaderRegistry::get().build(data.sub("loader"), run.train_data);
   const auto val_files = glob_shards(data.s("val"));
   run.val = load_val_stream(val_files, run.batch.seq_len, data.i("val_max_tokens"));
+  check_val_ids(run, val_files);
   run.bytes = ByteCounterRegistry::get().build(eval.sub("byte_counter"),
                                                ByteCounterContext{data.s("tokenizer"), val_files, run.model->vocab_size()});
   if (const int64_t tv = run.bytes->tokenizer_vocab_size(); tv > 0 && tv != run.model->vocab_size())

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -73,6 +74,31 @@ void write_shard(const std::string& path, const std::vector<uint16_t>& tokens) {
   std::memcpy(bytes.data(), header, sizeof(header));
   if (!tokens.empty()) std::memcpy(bytes.data() + kShardHeaderBytes, tokens.data(), 2 * tokens.size());
   write_file_atomic(path, bytes);
+}
+
+int64_t count_shard_tokens(const std::vector<std::string>& files) {
+  int64_t n = 0;
+  for (const auto& f : files) n += ShardView(f).size();
+  return n;
+}
+
+TokenAt first_id_at_least(const std::vector<std::string>& files, int64_t limit, int64_t max_tokens) {
+  int64_t seen = 0;
+  for (const auto& f : files) {
+    ShardView v(f);
+    const int64_t k = max_tokens > 0 ? std::min(v.size(), max_tokens - seen) : v.size();
+    for (int64_t i = 0; i < k; ++i)
+      if (v.data()[i] >= limit) return TokenAt{true, f, i, v.data()[i]};
+    seen += k;
+    if (max_tokens > 0 && seen >= max_tokens) break;
+  }
+  return {};
+}
+
+std::string describe_bad_id(const TokenAt& at, int64_t vocab) {
+  return "token id " + std::to_string(at.id) + " at position " + std::to_string(at.pos) + " of " + at.file +
+         " is outside the model's vocabulary (model.vocab_size " + std::to_string(vocab) +
+         "); the shards were made with another tokenizer, or model.vocab_size is too small";
 }
 
 std::vector<std::string> glob_shards(const std::string& pattern, bool skip_sidecars) {

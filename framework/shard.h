@@ -35,6 +35,21 @@ class ShardView {
   int64_t n_ = 0;
 };
 
+// Opens every shard (header and size checked as ShardView does; the tokens are not read) and returns the
+// total token count, so a damaged shard anywhere stops the run at start-up, not at the step that reaches it.
+int64_t count_shard_tokens(const std::vector<std::string>& files);
+
+// Where the first token id >= `limit` lies in `files` read in order (only their first `max_tokens` tokens
+// when max_tokens > 0): found = false when there is none.
+struct TokenAt {
+  bool found = false;
+  std::string file;
+  int64_t pos = 0, id = 0;
+};
+TokenAt first_id_at_least(const std::vector<std::string>& files, int64_t limit, int64_t max_tokens = 0);
+// "token id 1500 at position 37 of F is outside the model's vocabulary (model.vocab_size 1024)"
+std::string describe_bad_id(const TokenAt& at, int64_t vocab);
+
 // Writes a shard atomically (temp file + rename). Values must fit uint16.
 void write_shard(const std::string& path, const std::vector<uint16_t>& tokens);
 

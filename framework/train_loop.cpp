@@ -6,6 +6,7 @@
 
 #include "framework/device.h"
 #include "framework/log.h"
+#include "framework/shard.h"
 
 namespace pgolf {
 
@@ -55,12 +56,13 @@ double training_budget_ms(const Config& train) {
 
 TrainLoop::TrainLoop(Run& run, RunDir& dir, TrainStep& step, Checkpointer& checkpointer, std::string profile_path)
     : run_(run), dir_(dir), step_(step), checkpointer_(checkpointer),
-      parts_{*run.model, run.optimizers, *run.loader, run.hooks}, guard_(run.device), profile_path_(std::move(profile_path)) {
+      parts_{*run.model, run.optimizers, *run.loader, run.hooks}, guard_(run.device, run.model->vocab_size()), profile_path_(std::move(profile_path)) {
   const Config train = run.recipe.section("train");
   iterations_ = train.i("iterations");
   log_every_ = train.i("log_every");
   val_every_ = train.i("val_every");
   nan_check_every_ = train.i("nan_check_every");
+  stuck_steps_ = train.i("stuck_loss_steps");
   budget_ms_ = training_budget_ms(train);
   const char* inject = std::getenv("PGOLF_INJECT_NAN_AT_STEP");  // fault injection for the guard's tests
   inject_nan_at_ = inject ? std::atoll(inject) : -1;
@@ -89,7 +91,7 @@ void TrainLoop::run(LoopState& st) {
     const StepResult r = step_.run(scale, st.step, st.step + 1 == inject_nan_at_);
     ++st.step;
     if (profiler_) profiler_->after_step(st.step);
-    guard_.observe(r.loss, r.grad_norm, st.step);
+    guard_.observe(r.loss, r.grad_norm, st.step, r.max_id);
     for (auto& h : run_.hooks) h->after_step(*run_.model, scale, st.step);
 
     const double now_ms = clock.now_ms();
@@ -131,6 +133,7 @@ void TrainLoop::validate(const LoopState& st) {
                  (long long)iterations_, r.val_loss(), r.val_bpb(), st.train_ms, st.train_ms / std::max<int64_t>(st.step, 1)));
   dir_.metric({{"type", "eval"}, {"step", st.step}, {"val_loss", r.val_loss()}, {"val_bpb", r.val_bpb()},
                {"train_ms", st.train_ms}});
+  require_finite(r, strf("'val' at step %lld", (long long)st.step));
 }
 
 // A host sync, and a collective: only at log, checkpoint, nan_check_every and end steps (the same on every rank).
@@ -139,14 +142,41 @@ void TrainLoop::check_finite(const LoopState& st) {
   run_.comm->all_reduce_max(bad);
   const auto first = static_cast<int64_t>(bad.item<double>());
   if (first < 0) return;
+  torch::Tensor id = guard_.bad_id().to(torch::kFloat64);  // error path only: a second collective, every rank
+  run_.comm->all_reduce_max(id);
+  if (id.item<double>() >= 0) {
+    const int64_t vocab = run_.model->vocab_size();
+    const TokenAt at = first_id_at_least(run_.train_data.files, vocab);  // the host scan, only now
+    throw std::runtime_error(strf("training data: the batch of step %lld holds token id %lld; ", (long long)first,
+                                  (long long)id.item<double>()) +
+                             (at.found ? "the first such id: " + describe_bad_id(at, vocab) : "outside the model's vocabulary"));
+  }
   throw std::runtime_error(strf("training diverged: the loss or the gradient norm was NaN/Inf at step %lld "
                                 "(noticed at step %lld); %s; lower the learning rates or check the data",
                                 (long long)first, (long long)st.step, checkpointer_.last_good(st).c_str()));
 }
 
+// A loss that stays at a uniform guess's ln(vocab) is finite, so the guard is silent, yet nothing is learnt
+// (learning rates far too high, typically): warned once per such stretch, from the losses the log reads anyway.
+void TrainLoop::check_learning(const LoopState& st) {
+  const double uniform = std::log(static_cast<double>(run_.model->vocab_size()));
+  if (stuck_steps_ <= 0 || st.last_loss < 0.98 * uniform) {  // (a NaN loss is the guard's)
+    stuck_since_ = -1;
+    stuck_warned_ = false;
+    return;
+  }
+  if (stuck_since_ < 0) stuck_since_ = st.step;
+  if (stuck_warned_ || st.step - stuck_since_ < stuck_steps_) return;
+  log::warn(strf("the training loss has stayed at ln(vocab_size) = %.4f (a uniform guess) or above since step %lld "
+                 "(%.4f at step %lld): the model is not learning; lower the learning rates",
+                 uniform, (long long)stuck_since_, st.last_loss, (long long)st.step));
+  stuck_warned_ = true;  // once per stretch
+}
+
 void TrainLoop::log_step(LoopState& st, const torch::Tensor& loss, double scale, double now_ms) {
   st.last_loss = loss.item<double>();  // a host sync besides the guard's: reading the loss back for the log line
   if (std::isnan(st.first_loss)) st.first_loss = st.last_loss;
+  check_learning(st);
   const double tps = static_cast<double>(st.step) * run_.batch.batch_tokens / (now_ms / 1000.0);
   const double per_step_ms = now_ms / st.step;
   double eta_ms = (iterations_ - st.step) * per_step_ms;

@@ -25,6 +25,7 @@ class TrainLoop {
   void validate(const LoopState& st);
   void log_step(LoopState& st, const torch::Tensor& loss, double scale, double now_ms);
   void check_finite(const LoopState& st);
+  void check_learning(const LoopState& st);
   bool wallclock_stop(int64_t step, double now_ms);
   Run& run_;
   RunDir& dir_;
@@ -35,6 +36,8 @@ class TrainLoop {
   std::string profile_path_;
   std::unique_ptr<StepProfiler> profiler_;
   int64_t iterations_, log_every_, val_every_, nan_check_every_, inject_nan_at_;
+  int64_t stuck_steps_, stuck_since_ = -1;  // train.stuck_loss_steps; first logged step of the current stretch at ln(vocab)
+  bool stuck_warned_ = false;
   double budget_ms_;
   torch::Tensor stop_flag_;  // multi-rank: the wallclock flag of the previous step, all-reduced on the device
 };

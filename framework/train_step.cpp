@@ -15,15 +15,22 @@ TrainStep::TrainStep(Run& run) : run_(run) {
   const auto groups = optim.list("groups");
   for (size_t i = 0; i < run.optimizers.size(); ++i)
     optimizer_phases_.push_back(strf("optimizer groups[%zu] %s", i, groups[i].name().c_str()));
+  vocab_ = run.model->vocab_size();
   clip_ = optim.f("grad_clip_norm");
   clip_local_ = optim.b("grad_clip_local");
 }
 
-torch::Tensor TrainStep::micro_batch_loss() {
+torch::Tensor TrainStep::micro_batch_loss(torch::Tensor& max_id) {
   Batch b = run_.loader->next();
   const bool pin = run_.device.is_cuda();
   auto x = (pin ? b.x.pin_memory() : b.x).to(run_.device, /*non_blocking=*/true);
   auto y = (pin ? b.y.pin_memory() : b.y).to(run_.device, /*non_blocking=*/true);
+  // An id outside the vocabulary would crash the embedding (a device-side assert on CUDA): the guard gets the
+  // batch's largest id (no sync) and the step runs on clamped ids until the guard's next check stops the run.
+  const auto m = torch::maximum(x.max(), y.max());
+  max_id = max_id.defined() ? torch::maximum(max_id, m) : m;
+  x = x.clamp_max(vocab_ - 1);
+  y = y.clamp_max(vocab_ - 1);
   auto cu = b.cu_seqlens.defined() ? b.cu_seqlens.to(run_.device) : torch::Tensor();  // packed documents
   return run_.model->loss(x, y, cu, b.max_seqlen);
 }
@@ -32,8 +39,9 @@ StepResult TrainStep::run(double lr_scale, int64_t step, bool poison) {
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
   const int64_t accum = run_.batch.accum;
   auto train_loss = torch::zeros({}, torch::TensorOptions().device(run_.device));
+  torch::Tensor max_id;
   for (int64_t micro = 0; micro < accum; ++micro) {
-    auto loss = micro_batch_loss();
+    auto loss = micro_batch_loss(max_id);
     if (poison) loss = loss * std::numeric_limits<float>::quiet_NaN();
     train_loss += loss.detach();
     (accum > 1 ? loss / static_cast<double>(accum) : loss).backward();
@@ -50,7 +58,7 @@ StepResult TrainStep::run(double lr_scale, int64_t step, bool poison) {
     run_.optimizers[i]->step(lr_scale, step);
     mark(optimizer_phases_[i]);
   }
-  return {train_loss, norm};
+  return {train_loss, norm, max_id};
 }
 
 }  // namespace pgolf

@@ -17,6 +17,7 @@ namespace pgolf {
 struct StepResult {
   torch::Tensor loss;       // mean training loss over the step's micro-batches
   torch::Tensor grad_norm;  // global gradient norm before clipping (for the non-finite guard)
+  torch::Tensor max_id;     // largest token id of the step's batches, 0-d int64 (for the same guard)
 };
 
 class TrainStep {
@@ -29,13 +30,14 @@ class TrainStep {
   void set_profiler(StepProfiler* p) { profiler_ = p; }
 
  private:
-  torch::Tensor micro_batch_loss();
+  torch::Tensor micro_batch_loss(torch::Tensor& max_id);
   void mark(const std::string& phase) {
     if (profiler_) profiler_->mark(phase);
   }
   Run& run_;
   std::vector<torch::Tensor> params_;
   std::vector<std::string> optimizer_phases_;
+  int64_t vocab_;
   double clip_;
   bool clip_local_;
   StepProfiler* profiler_ = nullptr;

@@ -23,15 +23,39 @@
 #include "framework/train_step.h"
 #include "framework/warmup.h"
 
+namespace fs = std::filesystem;
+
 namespace pgolf {
 
 namespace {
 
-std::unique_ptr<RunDir> open_run_dir(const TrainerOptions& opt, const Run& run, const Resume* resume) {
+std::string out_dir(const TrainerOptions& opt, const Recipe& recipe) {
+  return opt.out_dir.empty() ? default_run_dir(recipe.file, recipe.root().i("seed")) : opt.out_dir;
+}
+
+std::unique_ptr<RunDir> open_run_dir(const TrainerOptions& opt, const Run& run, const Resume* resume, RunLock lock) {
   const int rank = run.comm->rank();
-  if (resume) return std::make_unique<RunDir>(resume->dir, resume->meta.at("metrics_bytes").get<int64_t>(), rank);
-  const std::string out = opt.out_dir.empty() ? default_run_dir(run.recipe.file, run.recipe.root().i("seed")) : opt.out_dir;
-  return std::make_unique<RunDir>(out, rank);
+  if (resume)
+    return std::make_unique<RunDir>(resume->dir, resume->meta.at("metrics_bytes").get<int64_t>(), rank, std::move(lock));
+  return std::make_unique<RunDir>(out_dir(opt, run.recipe), rank, opt.overwrite);
+}
+
+// A resume claims its directory before reading anything from it, so a live run is refused at once.
+RunLock claim_for_resume(const std::string& dir, int rank) {
+  if (rank != 0 || !fs::exists(fs::path(dir) / "recipe.json")) return {};  // prepare_resume says what is wrong
+  return RunLock(dir);
+}
+
+// failed.json: what stopped the run during training, and its last checkpoint (null when there is none).
+void record_failure(const RunDir& dir, const std::string& error, const LoopState& st) {
+  const Json last = st.last_checkpoint < 0 ? Json(nullptr)
+                                           : Json{{"file", dir.file("checkpoint.bin")}, {"step", st.last_checkpoint},
+                                                  {"resume", "trainer --resume " + dir.path()}};
+  try {
+    dir.write_failure(error, last);
+  } catch (const std::exception& e) {  // a full disk may refuse this too; the error itself still goes out
+    log::warn(std::string("could not record the failure: ") + e.what());
+  }
 }
 
 void warmup(Run& run, TrainStep& step) {
@@ -113,16 +137,18 @@ int eval_artifact(const TrainerOptions& opt, Run& run) {
   return 0;
 }
 
-}  // namespace
-
-int run_trainer(const TrainerOptions& opt) {
+// The phases; `dir` and `st` belong to the caller, so a failure is recorded while the directory is still claimed.
+int run_phases(const TrainerOptions& opt, std::unique_ptr<RunDir>& dir, LoopState& st) {
   LocalCommunicator comm;
   log::set_rank(comm.rank());
   // 1. recipe
   Recipe recipe;
   std::unique_ptr<Resume> resume;
+  RunLock lock;
   if (opt.resume_dir.empty()) recipe = load_recipe(opt.recipe, opt.overrides);
-  else resume = std::make_unique<Resume>(prepare_resume(opt.resume_dir, opt.overrides, comm.world(), &recipe));
+  else lock = claim_for_resume(opt.resume_dir, comm.rank());
+  if (!opt.resume_dir.empty()) resume = std::make_unique<Resume>(prepare_resume(opt.resume_dir, opt.overrides, comm.world(), &recipe));
+  else if (comm.rank() == 0 && !(opt.dry_run && opt.out_dir.empty())) check_run_dir(out_dir(opt, recipe), opt.overwrite);
   // 2. build
   Run run = build_run(std::move(recipe), comm);
   log_run(run);
@@ -138,7 +164,7 @@ int run_trainer(const TrainerOptions& opt) {
   if (!opt.eval_artifact.empty()) return eval_artifact(opt, run);
   build_data(run);
   // 3. run directory
-  std::unique_ptr<RunDir> dir = open_run_dir(opt, run, resume.get());
+  dir = open_run_dir(opt, run, resume.get(), std::move(lock));
   if (!resume || !opt.overrides.empty()) dir->write_json("recipe.json", run.recipe.resolved);
   log::to_file(dir->file("train.log"));
   log::info("run directory: " + dir->path());
@@ -152,13 +178,26 @@ int run_trainer(const TrainerOptions& opt) {
   for (auto& h : run.hooks) h->begin(*run.model);
   // 5. train
   Checkpointer checkpointer(run, *dir);
-  LoopState st;
   if (resume) st = checkpointer.restore(TrainingParts{*run.model, run.optimizers, *run.loader, run.hooks}, *resume);
   TrainLoop(run, *dir, step, checkpointer, opt.profile_path).run(st);
   // 6. post-train, 7. summary
   write_summary(*dir, post_train(run, st, *dir, training_summary(run, st)));
   log::close_file();
   return 0;
+}
+
+}  // namespace
+
+int run_trainer(const TrainerOptions& opt) {
+  std::unique_ptr<RunDir> dir;
+  LoopState st;
+  try {
+    return run_phases(opt, dir, st);
+  } catch (const std::exception& e) {
+    if (dir) record_failure(*dir, e.what(), st);  // the directory says why it holds no finished run
+    log::close_file();
+    throw;
+  }
 }
 
 }  // namespace pgolf

@@ -24,6 +24,9 @@ struct TrainerOptions {
   std::string eval_artifact;
   // --export-code DIR: write the recipe's minimal source bundle (what the code accounting counts) and exit.
   std::string export_code;
+  // --overwrite: an --out that holds a run (finished, failed or killed, but not live) is emptied of that
+  // run's files and reused.
+  bool overwrite = false;
 };
 
 // Runs (or, with dry_run, validates and summarises) one training run. Returns the process exit code.
