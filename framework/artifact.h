@@ -19,6 +19,26 @@ struct LanguageModel;
 
 // What a quantiser produces: named tensors (int8 codes, fp16 scales, passthrough values) and a small
 // JSON description per source tensor saying how to rebuild it.
+//
+// Naming contract of the spec's quantisers (gptq, rtn461; spec posttrain §5-§7; containers and the PGRP
+// per-group serializer bucket by these names). For a parameter P (state-dict name, e.g.
+// "blocks.3.attn.c_q.weight"):
+//   P.q            int8 (rows, cols) codes             gptq / rtn (per-row), int8_tensor (any shape)
+//   P.scale        fp16 (rows) row scales              gptq / rtn;  fp32 scalar for int8_tensor
+//   P              the tensor itself                   passthrough (stored fp16 or fp32), raw (non-float)
+//   P.gq, P.gs     int8 (rows, cols), fp16 (rows)      gate_int8_row (the attention gate, spec §6)
+//   P.lqA_a        int8 (rows, r) in [-2, 1]           LQER asymmetric A (spec §5)
+//   P.lqAs_a       fp16 scalar                         its one scale
+//   P.lqB_a        int8 (r, cols) in [-8, 7]           LQER asymmetric B
+//   P.lqBs_a       fp16 (r*cols/group)                 its per-group scales (row-major groups)
+//   P.lqA, P.lqAs, P.lqB, P.lqBs                       the symmetric fallback (per-row scales of A and B)
+// meta is an object keyed by P (every parameter the quantiser saw, in state order), each entry
+//   {"method": "gptq" | "rtn" | "passthrough" | "raw" | "gate_int8_row" | "int8_tensor",
+//    "dtype": <the parameter's dtype, what dequantisation casts back to>, "shape": [...],
+//    "bits": b (gptq, rtn), "k": k (gptq), "stored": "float16" | "float32" (passthrough),
+//    "lqer": {"rank": r, "scheme": "asym", "group": 64} or {"rank": r, "scheme": "sym", "bits": 4} (optional)}
+// Dequantisation (spec §7.5): P = q·s per row (+ (qA·sA)(qB·sB)) in fp32, then cast to "dtype".
+// (int8_row, the baseline quantiser, keeps its own older layout: meta = {"quantizer", "tensors": {...}}.)
 struct QuantizedState {
   NamedTensors tensors;
   Json meta = Json::object();
