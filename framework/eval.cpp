@@ -66,16 +66,6 @@ ValStream load_val_stream(const std::vector<std::string>& files, int64_t seq_len
 
 namespace {
 
-// Puts the model back into training mode on every exit path if it was training.
-struct EvalModeGuard {
-  explicit EvalModeGuard(LanguageModel& m) : model(m), was_training(m.is_training()) { model.eval(); }
-  ~EvalModeGuard() {
-    if (was_training) model.train();
-  }
-  LanguageModel& model;
-  bool was_training;
-};
-
 class FullEvaluator : public Evaluator {
  public:
   EvalResult evaluate(LanguageModel& model, const ValStream& val, const ByteCounter& bytes,

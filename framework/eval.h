@@ -74,6 +74,16 @@ struct Evaluator {
                               const EvalContext& ctx) const = 0;
 };
 
+// Puts the model in eval mode for a scope and back into training mode on every exit path if it was training.
+struct EvalModeGuard {
+  explicit EvalModeGuard(LanguageModel& m) : model(m), was_training(m.is_training()) { model.eval(); }
+  ~EvalModeGuard() {
+    if (was_training) model.train();
+  }
+  LanguageModel& model;
+  bool was_training;
+};
+
 // loss_sum, tokens, bytes summed over the ranks of ctx (one all-reduce; a host sync).
 EvalResult all_reduce_result(const torch::Tensor& loss_sum, double tokens, const torch::Tensor& byte_sum,
                              const EvalContext& ctx);

@@ -22,6 +22,10 @@ struct Batch {
   int64_t max_seqlen = 0;
 };
 
+// cu_seqlens of one packed row x[0, n): 0, every BOS position, each document cut into pieces of at most
+// max_len tokens, then n; padded with n to a multiple of `pad` entries (framework/document_packing_loader.cpp).
+torch::Tensor packed_cu_seqlens(const int64_t* x, int64_t n, int64_t bos_id, int64_t max_len, int64_t pad);
+
 struct LoaderContext {
   std::vector<std::string> files;  // token shards, sorted, sidecars excluded
   int64_t seq_len = 0;             // T

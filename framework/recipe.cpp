@@ -64,12 +64,24 @@ void apply_override(Json& j, const std::string& spec, const std::string& name) {
     size_t dot = path.find('.', start);
     std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (key.empty()) throw ConfigError("--set " + spec + ": empty key in path '" + path + "'");
+    if (cur->is_array()) {  // a list entry by its index: --set pipeline.8.evaluator.lr=0
+      if (key.find_first_not_of("0123456789") != std::string::npos || std::stoull(key) >= cur->size())
+        throw ConfigError(name + ": --set " + spec + ": '" + key + "' is not an index of the " +
+                          std::to_string(cur->size()) + "-entry list '" + path.substr(0, start ? start - 1 : 0) + "'");
+      cur = &(*cur)[std::stoull(key)];
+      if (dot == std::string::npos) {
+        *cur = value;
+        break;
+      }
+      start = dot + 1;
+      continue;
+    }
     if (dot == std::string::npos) {
       (*cur)[key] = value;
       break;
     }
     if (!cur->contains(key)) (*cur)[key] = Json::object();
-    if (!(*cur)[key].is_object())
+    if (!(*cur)[key].is_object() && !(*cur)[key].is_array())
       throw ConfigError(name + ": --set " + spec + ": '" + path.substr(0, dot) + "' is not a section");
     cur = &(*cur)[key];
     start = dot + 1;

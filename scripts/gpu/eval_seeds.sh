@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Issue 11 on the GPU: each seed trains briefly from its recipe (STEPS steps at BATCH_TOKENS, warmup 5 + 5,
+# no wallclock cap), then runs its own post-training pipeline: averaging, quantisation, the artifact, and
+# every evaluate stage the recipe lists (pre_quant, quantized, sliding, ttt) on the model rebuilt from the
+# artifact's bytes, over the validation set (VAL_TOKENS, default 0 = all of it). Prints per stage val_bpb,
+# seconds, and two 8-GPU projections: on this val set, seconds x (all val tokens / scored tokens) / 8 (every
+# evaluator splits its windows, documents or sequences evenly across ranks; collective latency ignored), and
+# on the challenge's val set, scaled by its target count (spec 8.6: 47.85M CaseOps, 36.34M casefold, 40.86M
+# cap, 62.02M SP1024 tokens) over ours.
+#   scripts/gpu/eval_seeds.sh OUT_DIR pr1755 pr1855 ...
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT_DIR=${1:?usage: eval_seeds.sh OUT_DIR SEED...}
+shift
+STEPS=${STEPS:-500}
+BATCH_TOKENS=${BATCH_TOKENS:-131072}
+VAL_TOKENS=${VAL_TOKENS:-0}
+mkdir -p "$OUT_DIR"
+[ -x build-gpu/bin/trainer ] || TARGETS="trainer pgolf-data" scripts/gpu/build.sh
+variant() {
+  case $1 in
+    pr461) echo sp1024 ;;
+    pr1693) echo casefold8192 ;;
+    pr1755 | pr1855) echo sp8192-caseops ;;
+    pr1938) echo cap8192 ;;
+    *) echo "unknown seed '$1'" >&2; exit 1 ;;
+  esac
+}
+need=""
+for seed in "$@"; do
+  v=$(variant "$seed")
+  [ -f ".gpu/data/$v/READY" ] || ls .gpu/data/$v/fineweb_val_*.bin >/dev/null 2>&1 || need="$need $v"
+done
+[ -z "$need" ] || VARIANTS="$(echo $need | tr ' ' '\n' | sort -u | tr '\n' ' ')" scripts/gpu/prepare_data.sh
+for seed in "$@"; do
+  v=$(variant "$seed")
+  args=(--recipe "recipes/$seed.json" --set "data.train=.gpu/data/$v/fineweb_train_*.bin"
+    --set "data.val=.gpu/data/$v/fineweb_val_*.bin" --set "data.tokenizer=.gpu/tokenizers/$v.model"
+    --set train.iterations="$STEPS" --set train.max_wallclock_seconds=0 --set train.log_every=100
+    --set train.val_every=0 --set data.batch_tokens="$BATCH_TOKENS" --set data.val_max_tokens="$VAL_TOKENS"
+    --set train.warmup_steps=5 --out "$OUT_DIR/$seed")
+  [ "$seed" = pr461 ] || args+=(--set train.warmup_looped_steps=5)
+  [ "$seed" = pr1938 ] && args+=(--set model.vocab_size="${VOCAB_1938:-8192}")  # our cap8192 tokenizer, not #1938's 7972
+  echo "[eval-seeds] $seed on $v: build-gpu/bin/trainer ${args[*]}"
+  build-gpu/bin/trainer "${args[@]}" > "$OUT_DIR/$seed.log" 2>&1 || { tail -40 "$OUT_DIR/$seed.log"; exit 1; }
+  grep -E "val_loss .* val_bpb" "$OUT_DIR/$seed.log" || true
+  python3 - "$OUT_DIR/$seed/summary.json" "$seed" "$v" .gpu/data/$v/fineweb_val_*.bin <<'EOF'
+import json, os, sys
+summary, seed, variant, shards = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4:]
+challenge = {"sp8192-caseops": 47851520, "casefold8192": 36335616, "cap8192": 40863744, "sp1024": 62021632}[variant]
+total = sum((os.path.getsize(f) - 1024) // 2 for f in shards) - 1  # 256-int32 header, uint16 tokens
+scored = summary.get("val_tokens", total) or total
+scale = max(1.0, total / scored) / 8
+print(f"{seed}: {scored} of {total} val tokens scored")
+print(f"{'stage':<12}{'val_bpb':>10}{'seconds':>10}{'8 GPUs, this val':>18}{'8 GPUs, challenge val':>23}")
+prev = None
+for stage, sec in summary["eval_seconds"].items():
+    bpb = summary.get(f"{stage}_val_bpb")
+    delta = f"  ({bpb - prev:+.4f})" if prev is not None and bpb is not None else ""
+    print(f"{stage:<12}{bpb:>10.4f}{sec:>10.1f}{sec * scale:>18.1f}{sec * scale * challenge / total:>23.1f}{delta}")
+    prev = bpb
+EOF
+done
