@@ -16,9 +16,10 @@ namespace {
 struct State {
   std::shared_ptr<spdlog::logger> logger;
   std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file;
-  bool quiet = false;
+  std::shared_ptr<spdlog::sinks::stdout_sink_mt> console;
+  std::string prefix;  // "[rank N] " on the errors of ranks other than 0
   State() {
-    auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
     logger = std::make_shared<spdlog::logger>("pgolf", console);
     logger->set_pattern("%v");
     logger->flush_on(spdlog::level::info);
@@ -32,13 +33,9 @@ State& state() {
 
 }  // namespace
 
-void info(const std::string& msg) {
-  if (!state().quiet) state().logger->info(msg);
-}
-void warn(const std::string& msg) {
-  if (!state().quiet) state().logger->warn("warning: " + msg);
-}
-void error(const std::string& msg) { state().logger->error("error: " + msg); }
+void info(const std::string& msg) { state().logger->info(msg); }
+void warn(const std::string& msg) { state().logger->warn("warning: " + msg); }
+void error(const std::string& msg) { state().logger->error(state().prefix + "error: " + msg); }
 
 void to_file(const std::string& path) {
   auto& s = state();
@@ -55,7 +52,12 @@ void close_file() {
   s.file.reset();
 }
 
-void set_rank(int rank) { state().quiet = rank != 0 && std::getenv("PGOLF_LOG_ALL_RANKS") == nullptr; }
+void set_rank(int rank) {
+  auto& s = state();
+  s.prefix = rank != 0 ? "[rank " + std::to_string(rank) + "] " : "";
+  const bool quiet = rank != 0 && std::getenv("PGOLF_LOG_ALL_RANKS") == nullptr;
+  s.console->set_level(quiet ? spdlog::level::err : spdlog::level::trace);  // the rank's log file gets everything
+}
 
 }  // namespace pgolf::log
 

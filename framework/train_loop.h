@@ -25,7 +25,13 @@ class TrainLoop {
   void validate(const LoopState& st);
   void log_step(LoopState& st, const torch::Tensor& loss, double scale, double now_ms);
   void check_finite(const LoopState& st);
-  bool wallclock_stop(int64_t step, double now_ms);
+  struct StopVote {
+    bool wallclock = false;  // the training-time cap was reached
+    int signal = 0;          // SIGTERM/SIGINT received (by any rank)
+  };
+  StopVote agreed_stop(double now_ms);
+  void write_checkpoint(LoopState& st);
+  [[noreturn]] void interrupt(LoopState& st, int sig);
   Run& run_;
   RunDir& dir_;
   TrainStep& step_;
@@ -36,7 +42,8 @@ class TrainLoop {
   std::unique_ptr<StepProfiler> profiler_;
   int64_t iterations_, log_every_, val_every_, nan_check_every_, inject_nan_at_;
   double budget_ms_;
-  torch::Tensor stop_flag_;  // multi-rank: the wallclock flag of the previous step, all-reduced on the device
+  WorkHandle stop_work_;
+  torch::Tensor stop_flag_;  // multi-rank: (cap reached, signal) of the previous step, all-reduced max
 };
 
 // The training-time cap minus the reserve (train.max_wallclock_seconds − wallclock_reserve_seconds), in ms;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/grad_sync.h"
 #include "framework/profiler.h"
 #include "framework/run.h"
 
@@ -35,6 +36,7 @@ class TrainStep {
   }
   Run& run_;
   std::vector<torch::Tensor> params_;
+  GradientReducer reducer_;
   std::vector<std::string> optimizer_phases_;
   double clip_;
   bool clip_local_;

@@ -9,7 +9,7 @@ TORCH_VERSION=2.11.0
 DEPS=${PGOLF_DEPS:-$HOME/.cache/pgolf}
 APT_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 python3-pip
   libsentencepiece-dev sentencepiece nlohmann-json3-dev libspdlog-dev libgtest-dev
-  zlib1g-dev libbrotli-dev liblzma-dev libzstd-dev libicu-dev python3.11-doc)
+  zlib1g-dev libbrotli-dev liblzma-dev libzstd-dev libicu-dev python3.11-doc libgloo-dev)
 
 log() { printf '[setup] %s\n' "$*"; }
 
