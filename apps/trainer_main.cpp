@@ -5,15 +5,20 @@
 //   trainer --resume RUN_DIR [--set train.log_every=N ...]
 //   trainer --eval-artifact ARTIFACT --recipe FILE [--out DIR]   (score an existing artifact)
 //   trainer --export-code DIR --recipe FILE                      (write the counted source bundle)
+//   trainer --nproc N (any of the above)      N local data-parallel workers (torchrun's environment contract)
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "framework/c10d_communicator.h"
+#include "framework/launcher.h"
 #include "framework/log.h"
 #include "framework/recipe.h"
+#include "framework/signals.h"
 #include "framework/trainer.h"
 
 namespace {
@@ -35,6 +40,8 @@ void usage(FILE* to) {
                "  --eval-artifact F score the artifact file F with the recipe's model and pipeline from reload_artifact\n"
                "                    on (no training); writes a run directory like a run\n"
                "  --export-code DIR write the recipe's minimal source bundle (the code the artifact counts) and exit\n"
+               "                    nan_check_every, threads, warmup_steps, warmup_looped_steps, checkpoint_on_signal)\n"
+               "  --nproc N         run N local worker processes (data parallel over Gloo/NCCL, as torchrun would)\n"
                "  --plugin LIB.so   load a shared library that registers more components (before validation)\n"
                "  --list            list every registered component by kind and exit\n");
 }
@@ -45,17 +52,28 @@ int main(int argc, char** argv) {
   pgolf::TrainerOptions opt;
   std::vector<std::string> plugins;
   bool list = false;
+  int nproc = 0;
+  std::vector<std::string> worker_args;  // the command line less --nproc, for the workers
   auto need = [&](int& i, const char* flag) -> std::string {
     if (i + 1 >= argc) {
       std::fprintf(stderr, "trainer: %s needs a value\n", flag);
       usage(stderr);
       std::exit(2);
     }
+    if (std::string(flag) != "--nproc") worker_args.push_back(argv[i + 1]);
     return argv[++i];
   };
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--recipe") opt.recipe = need(i, "--recipe");
+    if (a != "--nproc") worker_args.push_back(a);
+    if (a == "--nproc") {
+      const std::string v = need(i, "--nproc");
+      nproc = std::atoi(v.c_str());
+      if (nproc < 1 || std::to_string(nproc) != v) {
+        std::fprintf(stderr, "trainer: --nproc %s: expected a positive number of processes\n", v.c_str());
+        return 2;
+      }
+    } else if (a == "--recipe") opt.recipe = need(i, "--recipe");
     else if (a == "--set") opt.overrides.push_back(need(i, "--set"));
     else if (a == "--seed") opt.overrides.push_back("seed=" + need(i, "--seed"));
     else if (a == "--out") opt.out_dir = need(i, "--out");
@@ -97,8 +115,29 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
+  if (nproc > 0 && pgolf::launched_distributed()) {
+    std::fprintf(stderr, "trainer: --nproc inside a distributed launch (WORLD_SIZE is set): let torchrun start the ranks\n");
+    return 2;
+  }
+  if (nproc > 0 && !opt.dry_run) {
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+      std::fprintf(stderr, "trainer --nproc: cannot find this program's path\n");
+      return 1;
+    }
+    try {
+      return pgolf::launch_local(nproc, std::string(exe, static_cast<size_t>(n)), worker_args);
+    } catch (const std::exception& e) {
+      pgolf::log::error(e.what());
+      return 1;
+    }
+  }
   try {
     return pgolf::run_trainer(opt);
+  } catch (const pgolf::Interrupted& e) {
+    pgolf::log::info(e.what());
+    return e.code;
   } catch (const pgolf::ConfigError& e) {
     pgolf::log::error(e.what());
     return 2;

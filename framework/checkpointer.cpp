@@ -1,5 +1,6 @@
 #include "framework/checkpointer.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "framework/log.h"
@@ -16,8 +17,13 @@ double json_number(const Json& j) { return j.is_number() ? j.get<double>() : NAN
 Checkpointer::Checkpointer(const Run& run, RunDir& dir)
     : run_(run), dir_(dir), every_(run.recipe.section("train").i("checkpoint_every")), file_(dir.file("checkpoint.bin")) {}
 
+// Every rank's loader position goes in (rank 0 writes the file), so each resumes its own shard of the data.
 void Checkpointer::write(const TrainingParts& parts, LoopState& st) {
-  const Json meta = {{"step", st.step},
+  Json loaders = Json::array();
+  for (const auto& s : all_gather_strings(*run_.comm, parts.loader.state().dump(), run_.device))
+    loaders.push_back(Json::parse(s));
+  const Json meta = {{"loaders", loaders},
+                     {{"step", st.step},
                      {"train_ms", st.train_ms},
                      {"stop_after", st.stop_after},
                      {"first_loss", st.first_loss},
@@ -33,6 +39,8 @@ void Checkpointer::write(const TrainingParts& parts, LoopState& st) {
 
 LoopState Checkpointer::restore(const TrainingParts& parts, Resume& resume) {
   restore_state(parts, resume.state, resume.checkpoint);
+  const int rank = run_.comm->rank();
+  if (resume.meta.contains("loaders")) parts.loader.restore(resume.meta.at("loaders").at(rank));
   resume.state = TrainingState();  // the host copy is no longer needed
   LoopState st;
   st.step = resume.meta.at("step").get<int64_t>();
@@ -56,8 +64,16 @@ LoopState Checkpointer::restore(const TrainingParts& parts, Resume& resume) {
 std::string Checkpointer::last_good(const LoopState& st) const {
   if (st.last_checkpoint < 0)
     return "there is no checkpoint of this run (train.checkpoint_every is 0 or none was due yet)";
-  return strf("the last good checkpoint is %s (step %lld; resume with `trainer --resume %s`)", file_.c_str(),
-              (long long)st.last_checkpoint, dir_.path().c_str());
+  return strf("the last good checkpoint is %s (step %lld; resume with `%s`)", file_.c_str(), (long long)st.last_checkpoint,
+              resume_command().c_str());
+}
+
+std::string Checkpointer::resume_command() const {
+  const int world = run_.comm->world();
+  if (std::getenv("PGOLF_LAUNCH_NPROC")) return strf("trainer --nproc %d --resume %s", world, dir_.path().c_str());
+  if (run_.comm->collective())
+    return strf("torchrun --nproc-per-node %d --no-python trainer --resume %s", run_.comm->local_world(), dir_.path().c_str());
+  return "trainer --resume " + dir_.path();
 }
 
 }  // namespace pgolf

@@ -1,6 +1,7 @@
 // The checkpoint policy of a run: every train.checkpoint_every steps, RUN_DIR/checkpoint.bin holds the whole
 // training state (framework/checkpoint.h) plus the loop's own (step, training time, stop step, losses, the
-// length metrics.jsonl had); rank 0 writes it atomically, every rank waits for it. A resumed run loads it
+// length metrics.jsonl had, the world size and every rank's loader position); rank 0 writes it atomically,
+// every rank waits for it. A resumed run loads it
 // back into the same objects.
 #pragma once
 
@@ -32,6 +33,8 @@ class Checkpointer {
   // For error messages: where the last good checkpoint is and how to resume from it.
   std::string last_good(const LoopState& st) const;
   const std::string& file() const { return file_; }
+  // The command that continues this run (with the launcher and world size it had).
+  std::string resume_command() const;
 
  private:
   const Run& run_;

@@ -51,9 +51,11 @@ class CheckedFileSink : public spdlog::sinks::base_sink<std::mutex> {
 struct State {
   std::shared_ptr<spdlog::logger> logger;
   std::shared_ptr<CheckedFileSink> file;
+  std::shared_ptr<spdlog::sinks::stdout_sink_mt> console;
+  std::string prefix;  // "[rank N] " on the errors of ranks other than 0
   bool quiet = false;
   State() {
-    auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
     logger = std::make_shared<spdlog::logger>("pgolf", console);
     logger->set_pattern("%v");
     logger->flush_on(spdlog::level::info);
@@ -88,7 +90,7 @@ void warn(const std::string& msg) {
   check_file(true);
 }
 void error(const std::string& msg) {
-  state().logger->error("error: " + msg);
+  state().logger->error(state().prefix + "error: " + msg);
   check_file(false);
 }
 
@@ -107,7 +109,12 @@ void close_file() {
   s.file.reset();
 }
 
-void set_rank(int rank) { state().quiet = rank != 0 && std::getenv("PGOLF_LOG_ALL_RANKS") == nullptr; }
+void set_rank(int rank) {
+  auto& s = state();
+  s.prefix = rank != 0 ? "[rank " + std::to_string(rank) + "] " : "";
+  const bool quiet = rank != 0 && std::getenv("PGOLF_LOG_ALL_RANKS") == nullptr;
+  s.console->set_level(quiet ? spdlog::level::err : spdlog::level::trace);  // the rank's log file gets everything
+}
 
 }  // namespace pgolf::log
 

@@ -12,7 +12,8 @@ void error(const std::string& msg);
 // Also write every message to `path` (appending); called once the run directory exists.
 void to_file(const std::string& path);
 void close_file();
-// Only rank 0 prints; others stay quiet unless PGOLF_LOG_ALL_RANKS is set.
+// Only rank 0 prints all; other ranks print their errors (prefixed "[rank N] ") unless PGOLF_LOG_ALL_RANKS is
+// set, and log everything to their own file (to_file).
 void set_rank(int rank);
 
 }  // namespace pgolf::log

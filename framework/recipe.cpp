@@ -134,6 +134,11 @@ Schema make_recipe_schema() {
                "switches on late, such as family A's depth loop, is warmed up too")
       .integer("checkpoint_every", 0, 0, 1e12,
                "write RUN_DIR/checkpoint.bin every N steps (0 = never); `trainer --resume RUN_DIR` continues from it")
+      .boolean("checkpoint_on_signal", true,
+               "on SIGTERM/SIGINT finish the step, write RUN_DIR/checkpoint.bin (even with checkpoint_every 0) and "
+               "exit 143/130 with the resume command; false: exit so without a checkpoint")
+      .number("grad_bucket_mb", 25.0, 0.0, 1e6,
+              "data-parallel gradient all-reduce bucket size in MiB (each bucket launches once its gradients are in)")
       .integer("nan_check_every", 100, 0, 1e12,
                "read the device-side NaN/Inf flag of the loss and gradient norm back every N steps (a host sync), "
                "besides every log and checkpoint step; 0 = only then. A divergence stops the run at most this late")

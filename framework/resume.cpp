@@ -13,7 +13,7 @@ const std::vector<std::string>& resume_keys() {
   // Threads may change the order of CPU reductions, so a resume with another thread count is not bit-exact.
   static const std::vector<std::string> keys = {"train.log_every",       "train.val_every", "train.checkpoint_every",
                                                 "train.nan_check_every", "train.threads",   "train.warmup_steps",
-                                                "train.warmup_looped_steps"};
+                                                "train.warmup_looped_steps", "train.checkpoint_on_signal"};
   return keys;
 }
 

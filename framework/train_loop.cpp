@@ -7,6 +7,7 @@
 #include "framework/device.h"
 #include "framework/log.h"
 #include "framework/shard.h"
+#include "framework/signals.h"
 
 namespace pgolf {
 
@@ -75,6 +76,7 @@ void TrainLoop::run(LoopState& st) {
   while (true) {
     if (st.step == iterations_ || (st.stop_after >= 0 && st.step >= st.stop_after)) {
       clock.pause();
+      if (stop_work_) stop_work_->wait();
       check_finite(st);
       break;
     }
@@ -95,18 +97,21 @@ void TrainLoop::run(LoopState& st) {
     for (auto& h : run_.hooks) h->after_step(*run_.model, scale, st.step);
 
     const double now_ms = clock.now_ms();
-    const bool stop = st.stop_after < 0 && wallclock_stop(st.step, now_ms);
-    const bool log_now = st.step <= 10 || stop || (log_every_ > 0 ? st.step % log_every_ == 0 : st.step == iterations_);
+    const StopVote vote = agreed_stop(now_ms);
+    const bool stop = st.stop_after < 0 && vote.wallclock;
+    const bool log_now = st.step <= 10 || stop || vote.signal || (log_every_ > 0 ? st.step % log_every_ == 0 : st.step == iterations_);
     const bool checkpoint_now = checkpointer_.due(st.step);
     if (log_now || checkpoint_now || (nan_check_every_ > 0 && st.step % nan_check_every_ == 0)) check_finite(st);
     if (log_now) log_step(st, r.loss, scale, now_ms);
     if (stop) st.stop_after = st.step;
     if (checkpoint_now) {  // the write pauses the training clock, as evaluation does
       clock.pause();
-      const auto tc = Clock::now();
-      checkpointer_.write(parts_, st);
-      log::info(strf("checkpoint: step %lld -> %s (%.0fms)", (long long)st.step, checkpointer_.file().c_str(), ms_since(tc)));
+      write_checkpoint(st);
       clock.restart();
+    }
+    if (vote.signal) {
+      clock.pause();
+      interrupt(st, vote.signal);
     }
   }
   if (st.stop_after >= 0 && st.step < iterations_)
@@ -114,17 +119,44 @@ void TrainLoop::run(LoopState& st) {
                    (long long)iterations_, st.train_ms));
 }
 
-// One rank: the cap is reached when this process's clock passes it. Several: every rank posts its flag each
-// step and reads the previous step's all-reduced flag (already complete, so no stall): all ranks stop after
-// the same step, one step after the first rank passed the cap.
-bool TrainLoop::wallclock_stop(int64_t step, double now_ms) {
+// One rank: the cap is reached when this process's clock passes it, and a signal counts when it arrives.
+// Several: every rank posts its (cap reached, signal) each step and reads the previous step's all-reduced
+// maximum (already complete, so no stall): all ranks stop after the same step, one step after the first
+// rank passed the cap or was signalled.
+TrainLoop::StopVote TrainLoop::agreed_stop(double now_ms) {
   const bool reached = budget_ms_ > 0 && now_ms >= budget_ms_;
   Communicator& comm = *run_.comm;
-  if (comm.world() == 1) return reached;
-  const bool agreed = stop_flag_.defined() && stop_flag_.item<double>() > 0;
-  stop_flag_ = torch::full({1}, reached ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(run_.device));
-  comm.all_reduce_max(stop_flag_);
+  if (comm.world() == 1) return {reached, stop_signal()};
+  StopVote agreed;
+  if (stop_work_) {
+    stop_work_->wait();
+    const auto prev = stop_flag_.cpu();  // on CUDA this waits for the queued step (TODO: pinned copy + event)
+    agreed = {prev[0].item<double>() > 0, static_cast<int>(prev[1].item<double>())};
+  }
+  stop_flag_ = torch::tensor({reached ? 1.0 : 0.0, static_cast<double>(stop_signal())},
+                             torch::TensorOptions().dtype(torch::kFloat64)).to(run_.device);
+  stop_work_ = comm.all_reduce_async(stop_flag_, ReduceOp::Max);
   return agreed;
+}
+
+void TrainLoop::write_checkpoint(LoopState& st) {
+  const auto tc = Clock::now();
+  checkpointer_.write(parts_, st);
+  log::info(strf("checkpoint: step %lld -> %s (%.0fms)", (long long)st.step, checkpointer_.file().c_str(), ms_since(tc)));
+}
+
+// After the step every rank agreed to stop at: a checkpoint (unless this step's is written or the recipe
+// says not to), then Interrupted with the exit code of the signal and the command that resumes.
+void TrainLoop::interrupt(LoopState& st, int sig) {
+  check_finite(st);
+  const bool save = run_.recipe.section("train").b("checkpoint_on_signal");
+  if (save && st.last_checkpoint != st.step) write_checkpoint(st);
+  const std::string how = save ? strf("checkpoint %s holds step %lld; resume with `%s`", checkpointer_.file().c_str(),
+                                      (long long)st.step, checkpointer_.resume_command().c_str())
+                               : "no checkpoint written (train.checkpoint_on_signal is false)";
+  throw Interrupted(strf("interrupted by %s after step %lld/%lld: %s", signal_name(sig).c_str(), (long long)st.step,
+                         (long long)iterations_, how.c_str()),
+                    128 + sig);
 }
 
 void TrainLoop::validate(const LoopState& st) {

@@ -26,7 +26,13 @@ class TrainLoop {
   void log_step(LoopState& st, const torch::Tensor& loss, double scale, double now_ms);
   void check_finite(const LoopState& st);
   void check_learning(const LoopState& st);
-  bool wallclock_stop(int64_t step, double now_ms);
+  struct StopVote {
+    bool wallclock = false;  // the training-time cap was reached
+    int signal = 0;          // SIGTERM/SIGINT received (by any rank)
+  };
+  StopVote agreed_stop(double now_ms);
+  void write_checkpoint(LoopState& st);
+  [[noreturn]] void interrupt(LoopState& st, int sig);
   Run& run_;
   RunDir& dir_;
   TrainStep& step_;
@@ -39,7 +45,8 @@ class TrainLoop {
   int64_t stuck_steps_, stuck_since_ = -1;  // train.stuck_loss_steps; first logged step of the current stretch at ln(vocab)
   bool stuck_warned_ = false;
   double budget_ms_;
-  torch::Tensor stop_flag_;  // multi-rank: the wallclock flag of the previous step, all-reduced on the device
+  WorkHandle stop_work_;
+  torch::Tensor stop_flag_;  // multi-rank: (cap reached, signal) of the previous step, all-reduced max
 };
 
 // The training-time cap minus the reserve (train.max_wallclock_seconds − wallclock_reserve_seconds), in ms;

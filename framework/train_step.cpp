@@ -9,8 +9,17 @@
 
 namespace pgolf {
 
-TrainStep::TrainStep(Run& run) : run_(run) {
-  for (const auto& p : run.model->parameters()) params_.push_back(p);
+namespace {
+std::vector<torch::Tensor> parameters_of(LanguageModel& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.parameters()) out.push_back(p);
+  return out;
+}
+}  // namespace
+
+TrainStep::TrainStep(Run& run)
+    : run_(run), params_(parameters_of(*run.model)),
+      reducer_(*run.comm, params_, static_cast<int64_t>(run.recipe.section("train").f("grad_bucket_mb") * (1 << 20))) {
   const Config optim = run.recipe.section("optim");
   const auto groups = optim.list("groups");
   for (size_t i = 0; i < run.optimizers.size(); ++i)
@@ -41,6 +50,8 @@ StepResult TrainStep::run(double lr_scale, int64_t step, bool poison) {
   auto train_loss = torch::zeros({}, torch::TensorOptions().device(run_.device));
   torch::Tensor max_id;
   for (int64_t micro = 0; micro < accum; ++micro) {
+    // Only the last micro-batch's backward reduces, overlapped; local clipping needs every gradient first.
+    if (micro + 1 == accum && !(clip_ > 0 && clip_local_)) reducer_.arm();
     auto loss = micro_batch_loss(max_id);
     if (poison) loss = loss * std::numeric_limits<float>::quiet_NaN();
     train_loss += loss.detach();
@@ -50,7 +61,7 @@ StepResult TrainStep::run(double lr_scale, int64_t step, bool poison) {
   if (accum > 1) train_loss /= static_cast<double>(accum);
   torch::Tensor norm;
   if (clip_ > 0 && clip_local_) norm = clip_grad_norm(params_, clip_);  // A2: each rank clips its own
-  average_gradients(*run_.comm, params_);
+  reducer_.finish();
   if (clip_ > 0 && !clip_local_) norm = clip_grad_norm(params_, clip_);
   if (!norm.defined()) norm = global_grad_norm(params_);  // for the non-finite guard
   mark("gradient norm, clip, all-reduce");

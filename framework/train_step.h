@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/grad_sync.h"
 #include "framework/profiler.h"
 #include "framework/run.h"
 
@@ -36,6 +37,7 @@ class TrainStep {
   }
   Run& run_;
   std::vector<torch::Tensor> params_;
+  GradientReducer reducer_;
   std::vector<std::string> optimizer_phases_;
   int64_t vocab_;
   double clip_;

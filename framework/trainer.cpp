@@ -8,17 +8,24 @@
 //   7. summary     summary.json
 #include "framework/trainer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
+#include <unistd.h>
+
+#include "framework/c10d_communicator.h"
 #include "framework/checkpointer.h"
 #include "framework/code_size.h"
 #include "framework/device.h"
 #include "framework/log.h"
 #include "framework/resume.h"
+#include "framework/named_state.h"
 #include "framework/run.h"
 #include "framework/rundir.h"
+#include "framework/signals.h"
 #include "framework/train_loop.h"
 #include "framework/train_step.h"
 #include "framework/warmup.h"
@@ -33,11 +40,22 @@ std::string out_dir(const TrainerOptions& opt, const Recipe& recipe) {
   return opt.out_dir.empty() ? default_run_dir(recipe.file, recipe.root().i("seed")) : opt.out_dir;
 }
 
+// Rank 0 claims the directory (the default name has a timestamp, so every rank takes rank 0's); a failure
+// there stops every rank.
 std::unique_ptr<RunDir> open_run_dir(const TrainerOptions& opt, const Run& run, const Resume* resume, RunLock lock) {
-  const int rank = run.comm->rank();
-  if (resume)
-    return std::make_unique<RunDir>(resume->dir, resume->meta.at("metrics_bytes").get<int64_t>(), rank, std::move(lock));
-  return std::make_unique<RunDir>(out_dir(opt, run.recipe), rank, opt.overwrite);
+  Communicator& comm = *run.comm;
+  const std::string out = broadcast_string(comm, resume ? resume->dir : out_dir(opt, run.recipe), run.device);
+  std::unique_ptr<RunDir> dir;
+  std::string error;
+  try {
+    dir = resume ? std::make_unique<RunDir>(out, resume->meta.at("metrics_bytes").get<int64_t>(), comm.rank(), std::move(lock))
+                 : std::make_unique<RunDir>(out, comm.rank(), opt.overwrite);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (agree_any(comm, !error.empty(), run.device))
+    throw std::runtime_error(error.empty() ? "rank 0 could not open the run directory " + out + " (its error says why)" : error);
+  return dir;
 }
 
 // A resume claims its directory before reading anything from it, so a live run is refused at once.
@@ -56,6 +74,41 @@ void record_failure(const RunDir& dir, const std::string& error, const LoopState
   } catch (const std::exception& e) {  // a full disk may refuse this too; the error itself still goes out
     log::warn(std::string("could not record the failure: ") + e.what());
   }
+}
+
+// torchrun restarts failed workers with the same command line (TORCHELASTIC_RESTART_COUNT > 0): continue
+// the run in --out from its checkpoint, or start it again there when it had none yet.
+TrainerOptions restart_options(TrainerOptions opt, const Communicator& comm) {
+  const char* rc = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  if (!rc || std::atoi(rc) <= 0 || !opt.resume_dir.empty()) return opt;
+  if (opt.out_dir.empty()) {
+    log::warn(strf("restart %s under torchrun without --out: a new run (pass --out DIR so restarts resume)", rc));
+    return opt;
+  }
+  const fs::path out(opt.out_dir);
+  if (!fs::exists(out / "checkpoint.bin")) {
+    log::warn(strf("restart %s: %s has no checkpoint yet; starting the run again there", rc, opt.out_dir.c_str()));
+    if (comm.rank() == 0 && fs::exists(out / "recipe.json") && !fs::exists(out / "summary.json"))
+      for (const auto& e : fs::directory_iterator(out)) fs::remove_all(e.path());
+    return opt;
+  }
+  log::info(strf("restart %s: resuming %s from its checkpoint", rc, opt.out_dir.c_str()));
+  std::vector<std::string> keep;  // the rest of the command line is already in the run's recipe.json
+  for (const auto& o : opt.overrides)
+    if (std::find(resume_keys().begin(), resume_keys().end(), o.substr(0, o.find('='))) != resume_keys().end())
+      keep.push_back(o);
+  opt.resume_dir = opt.out_dir;
+  opt.out_dir.clear();
+  opt.recipe.clear();
+  opt.overrides = keep;
+  return opt;
+}
+
+// Every rank starts from rank 0's weights (they are equal already when initialisation is deterministic).
+void broadcast_weights(Run& run) {
+  if (!run.comm->collective()) return;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : named_state(*run.model)) run.comm->broadcast(t, 0);
 }
 
 void warmup(Run& run, TrainStep& step) {
@@ -138,9 +191,12 @@ int eval_artifact(const TrainerOptions& opt, Run& run) {
 }
 
 // The phases; `dir` and `st` belong to the caller, so a failure is recorded while the directory is still claimed.
-int run_phases(const TrainerOptions& opt, std::unique_ptr<RunDir>& dir, LoopState& st) {
-  LocalCommunicator comm;
+int run_phases(const TrainerOptions& options, std::unique_ptr<RunDir>& dir, LoopState& st) {
+  install_stop_signals();
+  std::unique_ptr<Communicator> comm_owner = make_communicator();
+  Communicator& comm = *comm_owner;
   log::set_rank(comm.rank());
+  const TrainerOptions opt = restart_options(options, comm);
   // 1. recipe
   Recipe recipe;
   std::unique_ptr<Resume> resume;
@@ -151,6 +207,7 @@ int run_phases(const TrainerOptions& opt, std::unique_ptr<RunDir>& dir, LoopStat
   else if (comm.rank() == 0 && !(opt.dry_run && opt.out_dir.empty())) check_run_dir(out_dir(opt, recipe), opt.overwrite);
   // 2. build
   Run run = build_run(std::move(recipe), comm);
+  broadcast_weights(run);
   log_run(run);
   if (opt.dry_run) {
     std::cout << "params: " << run.params << std::endl;
@@ -166,7 +223,8 @@ int run_phases(const TrainerOptions& opt, std::unique_ptr<RunDir>& dir, LoopStat
   // 3. run directory
   dir = open_run_dir(opt, run, resume.get(), std::move(lock));
   if (!resume || !opt.overrides.empty()) dir->write_json("recipe.json", run.recipe.resolved);
-  log::to_file(dir->file("train.log"));
+  log::to_file(dir->file(comm.rank() == 0 ? "train.log" : "rank" + std::to_string(comm.rank()) + ".log"));
+  if (comm.collective()) log::info(strf("rank %d of %d (local rank %d, pid %d)", comm.rank(), comm.world(), comm.local_rank(), (int)getpid()));
   log::info("run directory: " + dir->path());
   log::info(strf("train shards: %zu  val tokens: %lld  batch: %lld tokens (%lld x %lld micro-steps/rank)",
                  run.train_data.files.size(), (long long)(run.val.tokens.numel() - 1), (long long)run.batch.batch_tokens,

@@ -1,7 +1,8 @@
 // Muon (spec §4.2): momentum SGD whose update is orthogonalised by Newton–Schulz, per matrix. 2-D
 // parameters are one matrix; 3-D "banked" parameters (B, rows, cols) are B matrices updated independently.
 // Matrices of the same shape are orthogonalised together as one batch (one bank per shape), which is the
-// same arithmetic per matrix in a handful of batched GEMMs instead of a few per matrix.
+// same arithmetic per matrix in a handful of batched GEMMs instead of a few per matrix. With several ranks
+// each rank orthogonalises its share of every batch and the results are all-gathered (parallel Muon).
 #include <algorithm>
 #include <cmath>
 
@@ -59,6 +60,7 @@ class Muon : public Optimizer {
   void step(double lr_scale, int64_t step) override {
     torch::NoGradGuard no_grad;
     const double lr = lr_ * lr_scale, mu = momentum_at(step);
+    std::vector<Pending> pending;
     for (const auto& batch : batches_) {
       std::vector<size_t> live;  // a parameter not in this step's graph keeps its weight and momentum
       std::vector<torch::Tensor> updates;
@@ -71,20 +73,57 @@ class Muon : public Optimizer {
         live.push_back(i);
       }
       if (live.empty()) continue;
-      torch::Tensor u = live.size() == 1 ? updates[0] : torch::stack(updates);
-      if (row_normalize_)  // MuonEq-R: every row to unit L2 norm before orthogonalising
-        u = u / torch::linalg_vector_norm(u, 2, {-1}, /*keepdim=*/true).clamp_min(1e-7);
-      const torch::Tensor x = zeropower(u, backend_steps_, coefficients_, ns_dtype_);
-      for (size_t j = 0; j < live.size(); ++j) {
-        torch::Tensor p = params_[live[j]].param;
-        const double s = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
-        if (weight_decay_ != 0) p.mul_(1.0 - lr * weight_decay_);  // decoupled, with the scheduled lr
-        p.add_((live.size() == 1 ? x : x[j]).to(p.scalar_type()), -lr * s);
-      }
+      const torch::Tensor u = live.size() == 1 ? updates[0] : torch::stack(updates);
+      if (sharded()) pending.push_back(orthogonalise_shard(u, std::move(live)));
+      else apply(live, orthogonalise(u), lr);
+    }
+    for (auto& p : pending) {  // every gather was launched before the first wait: they overlap the NS work
+      p.work->wait();
+      apply(p.live, p.gathered.narrow(0, 0, p.count).view(p.shape), lr);
     }
   }
 
   double base_lr() const override { return lr_; }
+
+  // Parallel Muon (spec §4.3): rank r orthogonalises matrices [r·k, (r+1)·k) of each same-shape batch
+  // (k = ⌈n/world⌉, zero-padded: a zero matrix stays zero), and an all-gather gives every rank every result,
+  // so each applies the same update while the Newton-Schulz work divides by the world size.
+  struct Pending {
+    std::vector<size_t> live;
+    torch::Tensor gathered;
+    int64_t count;
+    std::vector<int64_t> shape;
+    WorkHandle work;
+  };
+
+  bool sharded() const { return comm_ && comm_->collective() && comm_->world() > 1; }
+
+  torch::Tensor orthogonalise(torch::Tensor u) const {
+    if (row_normalize_)  // MuonEq-R: every row to unit L2 norm before orthogonalising
+      u = u / torch::linalg_vector_norm(u, 2, {-1}, /*keepdim=*/true).clamp_min(1e-7);
+    return zeropower(u, backend_steps_, coefficients_, ns_dtype_);
+  }
+
+  Pending orthogonalise_shard(const torch::Tensor& u, std::vector<size_t> live) const {
+    const torch::Tensor u3 = u.dim() == 2 ? u.unsqueeze(0) : u;
+    const int64_t n = u3.size(0), world = comm_->world(), k = (n + world - 1) / world;
+    const int64_t first = std::min(n, comm_->rank() * k), last = std::min(n, first + k);
+    torch::Tensor mine = torch::zeros({k, u3.size(1), u3.size(2)}, u3.options());
+    if (last > first) mine.narrow(0, 0, last - first).copy_(u3.narrow(0, first, last - first));
+    const torch::Tensor x = orthogonalise(mine).contiguous();
+    Pending p{std::move(live), torch::empty({world * k, u3.size(1), u3.size(2)}, x.options()), n, u.sizes().vec(), nullptr};
+    p.work = comm_->all_gather_async(p.gathered, x);
+    return p;
+  }
+
+  void apply(const std::vector<size_t>& live, const torch::Tensor& x, double lr) {
+    for (size_t j = 0; j < live.size(); ++j) {
+      torch::Tensor p = params_[live[j]].param;
+      const double s = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
+      if (weight_decay_ != 0) p.mul_(1.0 - lr * weight_decay_);  // decoupled, with the scheduled lr
+      p.add_((live.size() == 1 ? x : x[j]).to(p.scalar_type()), -lr * s);
+    }
+  }
 
   std::map<std::string, torch::Tensor> state() const override {
     std::map<std::string, torch::Tensor> out;

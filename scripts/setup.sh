@@ -11,7 +11,8 @@ APT_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 python3-pip
   libsentencepiece-dev sentencepiece nlohmann-json3-dev libspdlog-dev libgtest-dev
   zlib1g-dev libbrotli-dev liblzma-dev libzstd-dev libicu-dev python3.11-doc
   python3-matplotlib  # pgolf-report --plot; Debian's package, since Debian 12 refuses `pip install --user` (PEP 668)
-  lrzip)  # lrzip: the pergroup artifact container (posttrain 7.3) runs the program
+  lrzip  # the pergroup artifact container (posttrain 7.3) runs the program
+  libgloo-dev)  # the Gloo headers c10d's ProcessGroupGloo needs (the wheel ships the library, not them)
 
 log() { printf '[setup] %s\n' "$*"; }
 

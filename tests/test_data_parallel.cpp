@@ -1,0 +1,207 @@
+// Data-parallel training through the trainer binary, real processes on loopback (`trainer --nproc N`, Gloo),
+// on the default data (`make data`), one thread per rank:
+//  - 2 and 3 ranks with the same global batch reproduce the 1-process per-step losses (fp32 reduction order
+//    only: the gradient mean is summed in another order, tolerance kLossTolerance);
+//  - evaluation totals are the same at every world size;
+//  - a killed rank ends the run non-zero, the launcher naming the rank;
+//  - SIGTERM finishes the step, writes a checkpoint (checkpoint_every 0), exits 143 with the resume command,
+//    and the resumed run is bit-identical to an uninterrupted one (1 process, and 2 ranks); SIGINT exits 130;
+//    a resume with another world size is refused.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "framework/config.h"
+#include "framework/io.h"
+#include "tests/test_support.h"
+
+namespace pgolf {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kSrc = PGOLF_SOURCE_DIR;
+const std::string kTrainer = std::string(PGOLF_BIN_DIR) + "/trainer";
+// fp32 losses of ~7 after a few steps: reduction order moves them by ~1e-6; Muon's bf16 NS can amplify that.
+constexpr double kLossTolerance = 2e-4;
+
+// 6 micro-batches of 2 x 128 tokens per step: 6 on one rank, 3 on two, 2 on three (accumulation covered).
+const std::string kTiny =
+    "--recipe recipes/default.json --set data.seq_len=128 --set data.batch_tokens=1536 --set data.micro_batches=6 "
+    "--set data.val_max_tokens=2048 --set train.log_every=1 --set train.val_every=0 --set train.threads=1 "
+    "--set 'pipeline=[{\"name\":\"evaluate\"}]' ";
+
+bool data_ready() { return fs::exists(kSrc + "/data/default/READY"); }
+
+testing::CommandResult trainer(const std::string& args, const std::string& env = "") {
+  return testing::run_command("cd " + kSrc + " && OMP_NUM_THREADS=1 PGOLF_COMM_TIMEOUT_SECONDS=30 " + env + " " +
+                              kTrainer + " " + args);
+}
+
+std::vector<std::pair<int64_t, double>> losses(const std::string& dir) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line.back() != '}') break;
+    const Json j = Json::parse(line);
+    if (j["type"] == "train") out.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+  }
+  return out;
+}
+
+struct Dir : testing::TempDir {
+  explicit Dir(const std::string& tag) : TempDir("dp_" + tag) { fs::remove_all(path); }  // the run makes it
+};
+
+// Starts the trainer (shell words in `args`) with its output in `log`; returns the pid.
+pid_t spawn(const std::string& args, const std::string& log) {
+  const std::string cmd = "cd " + kSrc + " && OMP_NUM_THREADS=1 PGOLF_COMM_TIMEOUT_SECONDS=30 exec " + kTrainer + " " +
+                          args + " >" + log + " 2>&1";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits until `dir` logged step >= `step` (false when the process ended first).
+bool wait_for_step(pid_t pid, const std::string& dir, int64_t step) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < give_up) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) return false;
+    const auto l = losses(dir);
+    if (!l.empty() && l.back().first >= step) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(DataParallel, TwoAndThreeRanksReproduceTheOneProcessLosses) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  Dir one("ws1"), two("ws2"), three("ws3");
+  const std::string steps = "--set train.iterations=6 ";
+  auto r1 = trainer(kTiny + steps + "--out " + one.path);
+  ASSERT_EQ(r1.code, 0) << r1.out;
+  auto r2 = trainer("--nproc 2 " + kTiny + steps + "--out " + two.path);
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  auto r3 = trainer("--nproc 3 " + kTiny + steps + "--out " + three.path);
+  ASSERT_EQ(r3.code, 0) << r3.out;
+  const auto a = losses(one.path), b = losses(two.path), c = losses(three.path);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  ASSERT_EQ(c.size(), 6u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(a[i].second, b[i].second, kLossTolerance) << "2 ranks, step " << a[i].first;
+    EXPECT_NEAR(a[i].second, c[i].second, kLossTolerance) << "3 ranks, step " << a[i].first;
+  }
+  EXPECT_LT(a.back().second, a.front().second);  // it trains
+  EXPECT_TRUE(fs::exists(three.path + "/rank1.log") && fs::exists(three.path + "/rank2.log"));
+  EXPECT_NE(read_file(three.path + "/rank2.log").find("rank 2 of 3"), std::string::npos);
+  EXPECT_FALSE(fs::exists(one.path + "/rank1.log"));
+}
+
+TEST(DataParallel, EvaluationTotalsAreTheSameAtEveryWorldSize) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  std::vector<Json> summaries;
+  for (const int world : {1, 2, 3}) {
+    Dir d("eval" + std::to_string(world));
+    auto r = trainer((world > 1 ? "--nproc " + std::to_string(world) + " " : std::string()) + kTiny +
+                     "--set train.iterations=0 --out " + d.path);
+    ASSERT_EQ(r.code, 0) << r.out;
+    summaries.push_back(Json::parse(read_file(d.path + "/summary.json")));
+  }
+  for (size_t w = 1; w < summaries.size(); ++w) {  // the same initial weights, blocks split over the ranks
+    EXPECT_NEAR(summaries[w]["val_loss"].get<double>(), summaries[0]["val_loss"].get<double>(), 1e-6) << w + 1;
+    EXPECT_NEAR(summaries[w]["val_bpb"].get<double>(), summaries[0]["val_bpb"].get<double>(), 1e-6) << w + 1;
+  }
+}
+
+TEST(DataParallel, AKilledRankEndsTheRunNonZeroNamingTheRank) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  Dir d("kill");
+  const std::string log = d.path + ".log";
+  const pid_t launcher = spawn("--nproc 2 " + kTiny + "--set train.iterations=100000 --out " + d.path, log);
+  ASSERT_TRUE(wait_for_step(launcher, d.path, 2)) << read_file(log);
+  std::smatch m;
+  const std::string rank_log = read_file(d.path + "/rank1.log");
+  ASSERT_TRUE(std::regex_search(rank_log, m, std::regex("pid (\\d+)"))) << rank_log;
+  kill(std::stoi(m[1]), SIGKILL);
+  const int code = wait_exit(launcher);
+  const std::string out = read_file(log);
+  EXPECT_EQ(code, 128 + SIGKILL) << out;
+  EXPECT_NE(out.find("rank 1 was killed by SIGKILL"), std::string::npos) << out;
+  fs::remove(log);
+}
+
+// SIGTERM/SIGINT at a step of an uninterrupted run's course; the resumed run must end bit-identical.
+void interrupt_and_resume(const std::string& launch, int sig, const std::string& tag) {
+  Dir full("full" + tag), cut("cut" + tag);
+  const std::string steps = "--set train.iterations=8 ";
+  auto r = trainer(launch + kTiny + steps + "--out " + full.path);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string log = cut.path + ".log";
+  const pid_t pid = spawn(launch + kTiny + steps + "--out " + cut.path, log);
+  ASSERT_TRUE(wait_for_step(pid, cut.path, 2)) << read_file(log);
+  kill(pid, sig);
+  const int code = wait_exit(pid);
+  const std::string out = read_file(log);
+  ASSERT_EQ(code, 128 + sig) << out;
+  EXPECT_NE(out.find("interrupted by " + std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT")), std::string::npos) << out;
+  EXPECT_NE(out.find("resume with `trainer " + launch + "--resume " + cut.path + "`"), std::string::npos) << out;
+  ASSERT_TRUE(fs::exists(cut.path + "/checkpoint.bin")) << out;
+  auto resumed = trainer(launch + "--resume " + cut.path);
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  const auto a = losses(full.path), b = losses(cut.path);
+  ASSERT_EQ(a.size(), 8u);
+  EXPECT_EQ(a, b) << "the resumed run differs from the uninterrupted one";
+  EXPECT_EQ(Json::parse(read_file(full.path + "/summary.json"))["val_loss"],
+            Json::parse(read_file(cut.path + "/summary.json"))["val_loss"]);
+  fs::remove(log);
+}
+
+TEST(DataParallel, SigtermCheckpointsAndTheResumedRunIsBitIdentical) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  interrupt_and_resume("", SIGTERM, "1");
+}
+
+TEST(DataParallel, SigintOnTwoRanksCheckpointsAndResumesBitIdenticalOnTwoRanksOnly) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  interrupt_and_resume("--nproc 2 ", SIGINT, "2");
+}
+
+TEST(DataParallel, AResumeWithAnotherWorldSizeIsRefused) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  Dir d("world");
+  const std::string log = d.path + ".log";
+  const pid_t pid = spawn("--nproc 2 " + kTiny + "--set train.iterations=100000 --out " + d.path, log);
+  ASSERT_TRUE(wait_for_step(pid, d.path, 1)) << read_file(log);
+  kill(pid, SIGTERM);
+  ASSERT_EQ(wait_exit(pid), 143) << read_file(log);
+  for (const std::string& launch : {std::string(), std::string("--nproc 3 ")}) {
+    auto r = trainer(launch + "--resume " + d.path);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("was written by 2 process(es)"), std::string::npos) << r.out;
+  }
+  fs::remove(log);
+}
+
+}  // namespace
+}  // namespace pgolf
