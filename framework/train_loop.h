@@ -36,8 +36,13 @@ class TrainLoop {
   std::unique_ptr<StepProfiler> profiler_;
   int64_t iterations_, log_every_, val_every_, nan_check_every_, inject_nan_at_;
   double budget_ms_;
-  torch::Tensor stop_flag_;  // multi-rank: the wallclock flag of the previous step, all-reduced on the device
+  torch::Tensor stop_flag_;
+  double logged_flops_ = 0, logged_ms_ = 0;  // at the previous log line (the interval's MFU)  // multi-rank: the wallclock flag of the previous step, all-reduced on the device
 };
+
+// Model FLOPs utilisation of `flops` done in `ms` by every rank, per GPU: flops / (s · world · peak);
+// NaN where the device's peak is unknown (the CPU).
+double mfu(const Run& run, double flops, double ms);
 
 // The training-time cap minus the reserve (train.max_wallclock_seconds − wallclock_reserve_seconds), in ms;
 // 0 = no cap.

@@ -24,7 +24,8 @@ torch::Tensor TrainStep::micro_batch_loss() {
   const bool pin = run_.device.is_cuda();
   auto x = (pin ? b.x.pin_memory() : b.x).to(run_.device, /*non_blocking=*/true);
   auto y = (pin ? b.y.pin_memory() : b.y).to(run_.device, /*non_blocking=*/true);
-  auto cu = b.cu_seqlens.defined() ? b.cu_seqlens.to(run_.device) : torch::Tensor();  // packed documents
+  // Packed documents: pinned and asynchronous like x and y (a pageable copy would wait for the device).
+  auto cu = b.cu_seqlens.defined() ? (pin ? b.cu_seqlens.pin_memory() : b.cu_seqlens).to(run_.device, true) : torch::Tensor();
   return run_.model->loss(x, y, cu, b.max_seqlen);
 }
 
