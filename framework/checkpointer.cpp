@@ -28,6 +28,7 @@ void Checkpointer::write(const TrainingParts& parts, LoopState& st) {
                      {"stop_after", st.stop_after},
                      {"first_loss", st.first_loss},
                      {"last_loss", st.last_loss},
+                     {"model_flops", st.model_flops},
                      {"world", run_.comm->world()},
                      {"recipe_file", run_.recipe.file},
                      {"metrics_bytes", dir_.metrics_bytes()},
@@ -48,6 +49,7 @@ LoopState Checkpointer::restore(const TrainingParts& parts, Resume& resume) {
   st.stop_after = resume.meta.at("stop_after").get<int64_t>();
   st.first_loss = json_number(resume.meta.at("first_loss"));
   st.last_loss = json_number(resume.meta.at("last_loss"));
+  st.model_flops = resume.meta.value("model_flops", 0.0);  // older checkpoints: counted from the resume
   st.last_checkpoint = st.step;
   // What the step before the checkpoint switched on (the loop), for an evaluation before the next step.
   const Config train = run_.recipe.section("train");

@@ -21,6 +21,7 @@ struct LoopState {
   int64_t stop_after = -1;        // the step every rank agreed to stop after (wallclock cap); -1 = none yet
   int64_t last_checkpoint = -1;   // step of the last checkpoint written or resumed from
   double first_loss = NAN, last_loss = NAN;  // training losses read back at log steps
+  double model_flops = 0;         // Σ over steps of flops_per_token × batch tokens (for the summary's MFU)
 };
 
 class Checkpointer {

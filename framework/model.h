@@ -18,6 +18,10 @@ struct LanguageModel : torch::nn::Module {
   // What training minimises: the mean NLL over all positions (fp32 scalar).
   virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) { return token_nll(x, y).mean(); }
   virtual int64_t vocab_size() const = 0;
+  // Model FLOPs per trained token for MFU (torchtitan's convention): 6 per matmul weight each token passes
+  // through (forward + backward; repeated layers once per pass), plus the attention term 12·d·seq_len per
+  // attention layer run. 0 = not known.
+  virtual double flops_per_token(int64_t /*seq_len*/) { return 0.0; }
 
   // Packed batches (Batch::cu_seqlens): attention stays inside each segment of the flattened B*T tokens.
   // Models without document-isolated attention refuse such batches rather than attend across documents.

@@ -50,6 +50,12 @@ struct TrainClock {
 
 }  // namespace
 
+double mfu(const Run& run, double flops, double ms) {
+  const double peak = peak_bf16_flops(run.device);
+  if (peak <= 0 || ms <= 0) return NAN;
+  return flops / (ms / 1000.0) / (peak * run.comm->world());
+}
+
 double training_budget_ms(const Config& train) {
   const double cap_ms = 1000.0 * train.f("max_wallclock_seconds");
   return cap_ms > 0 ? std::max(0.0, cap_ms - 1000.0 * train.f("wallclock_reserve_seconds")) : 0.0;
@@ -73,6 +79,8 @@ void TrainLoop::run(LoopState& st) {
   if (!profile_path_.empty()) profiler_ = std::make_unique<StepProfiler>(profile_path_, st.step + 6, 3, run_.device);
   step_.set_profiler(profiler_.get());
   TrainClock clock(st, run_.device);
+  logged_flops_ = st.model_flops;
+  logged_ms_ = st.train_ms;
   while (true) {
     if (st.step == iterations_ || (st.stop_after >= 0 && st.step >= st.stop_after)) {
       clock.pause();
@@ -92,6 +100,7 @@ void TrainLoop::run(LoopState& st) {
     if (profiler_) profiler_->before_step(st.step + 1);
     const StepResult r = step_.run(scale, st.step, st.step + 1 == inject_nan_at_);
     ++st.step;
+    st.model_flops += run_.model->flops_per_token(run_.batch.seq_len) * static_cast<double>(run_.batch.batch_tokens);
     if (profiler_) profiler_->after_step(st.step);
     guard_.observe(r.loss, r.grad_norm, st.step, r.max_id);
     for (auto& h : run_.hooks) h->after_step(*run_.model, scale, st.step);
@@ -213,11 +222,18 @@ void TrainLoop::log_step(LoopState& st, const torch::Tensor& loss, double scale,
   const double per_step_ms = now_ms / st.step;
   double eta_ms = (iterations_ - st.step) * per_step_ms;
   if (budget_ms_ > 0) eta_ms = std::min(eta_ms, budget_ms_ - now_ms);
-  log::info(strf("step %lld/%lld loss %.4f lr %.4f tok/s %s step_avg %.2fms eta %s", (long long)st.step,
-                 (long long)iterations_, st.last_loss, scale, human_rate(tps).c_str(), per_step_ms,
+  // MFU over the interval since the previous log line (the loop's phases run at different rates).
+  const double u = mfu(run_, st.model_flops - logged_flops_, now_ms - logged_ms_);
+  logged_flops_ = st.model_flops;
+  logged_ms_ = now_ms;
+  const std::string mfu_s = std::isnan(u) ? "" : strf(" mfu %.1f%%", 100.0 * u);
+  log::info(strf("step %lld/%lld loss %.4f lr %.4f tok/s %s%s step_avg %.2fms eta %s", (long long)st.step,
+                 (long long)iterations_, st.last_loss, scale, human_rate(tps).c_str(), mfu_s.c_str(), per_step_ms,
                  human_time(eta_ms / 1000.0).c_str()));
-  dir_.metric({{"type", "train"}, {"step", st.step}, {"loss", st.last_loss}, {"lr_scale", scale},
-               {"tokens_per_second", tps}, {"train_ms", now_ms}});
+  Json m{{"type", "train"}, {"step", st.step}, {"loss", st.last_loss}, {"lr_scale", scale},
+         {"tokens_per_second", tps}, {"train_ms", now_ms}};
+  if (!std::isnan(u)) m["mfu"] = u;
+  dir_.metric(m);
 }
 
 }  // namespace pgolf

@@ -47,7 +47,12 @@ class TrainLoop {
   double budget_ms_;
   WorkHandle stop_work_;
   torch::Tensor stop_flag_;  // multi-rank: (cap reached, signal) of the previous step, all-reduced max
+  double logged_flops_ = 0, logged_ms_ = 0;  // at the previous log line (the interval's MFU)
 };
+
+// Model FLOPs utilisation of `flops` done in `ms` by every rank, per GPU: flops / (s · world · peak);
+// NaN where the device's peak is unknown (the CPU).
+double mfu(const Run& run, double flops, double ms);
 
 // The training-time cap minus the reserve (train.max_wallclock_seconds − wallclock_reserve_seconds), in ms;
 // 0 = no cap.

@@ -40,7 +40,8 @@ torch::Tensor TrainStep::micro_batch_loss(torch::Tensor& max_id) {
   max_id = max_id.defined() ? torch::maximum(max_id, m) : m;
   x = x.clamp_max(vocab_ - 1);
   y = y.clamp_max(vocab_ - 1);
-  auto cu = b.cu_seqlens.defined() ? b.cu_seqlens.to(run_.device) : torch::Tensor();  // packed documents
+  // Packed documents: pinned and asynchronous like x and y (a pageable copy would wait for the device).
+  auto cu = b.cu_seqlens.defined() ? (pin ? b.cu_seqlens.pin_memory() : b.cu_seqlens).to(run_.device, true) : torch::Tensor();
   return run_.model->loss(x, y, cu, b.max_seqlen);
 }
 

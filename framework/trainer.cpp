@@ -128,7 +128,7 @@ Json training_summary(const Run& run, const LoopState& st) {
   const double tps = st.train_ms > 0 ? static_cast<double>(st.step) * run.batch.batch_tokens / (st.train_ms / 1000.0) : 0.0;
   return Json{{"recipe", run.recipe.file},      {"params", run.params},        {"steps", st.step},
               {"train_seconds", st.train_ms / 1000.0}, {"tokens_per_second", tps}, {"first_train_loss", st.first_loss},
-              {"final_train_loss", st.last_loss}};
+              {"final_train_loss", st.last_loss}, {"mfu", mfu(run, st.model_flops, st.train_ms)}};
 }
 
 PipelineContext pipeline_context(Run& run, const LoopState& st, RunDir& dir, Json summary) {

@@ -25,6 +25,7 @@ struct LayerContext {
   int64_t num_layers = 0;  // L
   int64_t vocab_size = 0;  // V
   std::string linear_init = "default";  // how non-zero-init matrices start: default | orthogonal
+  bool fused_kernels = true;  // model.fused_kernels: the fused CUDA ops of kernels/ops.h where they apply
   // Weight sharing (#461): when set, the block uses this core's attention and MLP instead of its own.
   std::shared_ptr<Attention> shared_attn;
   std::shared_ptr<Mlp> shared_mlp;

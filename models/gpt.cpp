@@ -13,6 +13,7 @@
 // The recurrence component gives the order (plain, family A's segment loop) and, for #461, the shared
 // cores the blocks run on.
 #include "framework/model.h"
+#include "kernels/ops.h"
 #include "models/components.h"
 #include "models/layers.h"
 
@@ -30,7 +31,8 @@ struct Core : torch::nn::Module {
 };
 
 struct Gpt : LanguageModel {
-  explicit Gpt(const Config& cfg) : vocab_(cfg.i("vocab_size")), softcap_(cfg.f("logit_softcap")) {
+  explicit Gpt(const Config& cfg)
+      : vocab_(cfg.i("vocab_size")), softcap_(cfg.f("logit_softcap")), fused_(cfg.b("fused_kernels")) {
     LayerContext ctx;
     ctx.dim = cfg.i("dim");
     ctx.heads = cfg.i("heads");
@@ -38,6 +40,7 @@ struct Gpt : LanguageModel {
     ctx.num_layers = cfg.i("layers");
     ctx.vocab_size = vocab_;
     ctx.linear_init = cfg.s("linear_init");
+    ctx.fused_kernels = fused_;
     tok_emb = register_module("tok_emb", torch::nn::Embedding(vocab_, ctx.dim));
     {
       torch::NoGradGuard g;
@@ -138,6 +141,12 @@ struct Gpt : LanguageModel {
   }
 
   torch::Tensor nll(const torch::Tensor& x, const torch::Tensor& y, const Segments& s, bool mean) {
+    if (taps_.empty()) {  // the head and its CE as one op (kernels/ops.h): chunked, no fp32 N×V logits on the GPU
+      auto h = hidden(x, s);
+      auto hf = h.reshape({-1, h.size(-1)});
+      if (mean) return kernels::softcap_ce_mean(hf, tok_emb->weight, y.reshape({-1}), softcap_, fused_);
+      return kernels::softcap_ce_tokens(hf, tok_emb->weight, y.reshape({-1}), softcap_, fused_).view(y.sizes());
+    }
     auto z = logits(x, s);
     z = z.to(torch::promote_types(z.scalar_type(), torch::kFloat32)).view({-1, vocab_});  // CE in fp32 (fp64 stays)
     namespace F = torch::nn::functional;
@@ -157,11 +166,39 @@ struct Gpt : LanguageModel {
   }
 
   int64_t vocab_size() const override { return vocab_; }
+
+  // Matmul weights: every CastedLinear of m; blocks and cores once per pass of the current order, the rest
+  // (bigram, value-embedding projections) and the tied head once; attention 12·d·seq_len per block pass.
+  static double linear_params(const torch::nn::Module& m) {
+    double n = 0;
+    for (const auto& sub : m.modules(/*include_self=*/true))
+      if (const auto* l = dynamic_cast<const CastedLinearImpl*>(sub.get())) n += static_cast<double>(l->weight.numel());
+    return n;
+  }
+  double flops_per_token(int64_t seq_len) override {
+    auto per_block = [&](int64_t i) {
+      return linear_params(*blocks[i]) + (cores ? linear_params(*cores[recurrence->core_of(i)]) : 0.0);
+    };
+    double once = linear_params(*this), passes_params = 0;
+    for (size_t i = 0; i < blocks->size(); ++i) once -= linear_params(*blocks[i]);
+    if (cores)
+      for (size_t c = 0; c < cores->size(); ++c) once -= linear_params(*cores[c]);
+    const LayerOrder& order = recurrence->order(is_training());
+    int64_t passes = 0;
+    for (const auto* list : {&order.encoder, &order.decoder})
+      for (int64_t i : *list) {
+        passes_params += per_block(i);
+        ++passes;
+      }
+    const double d = static_cast<double>(tok_emb->weight.size(1));
+    return 6.0 * (passes_params + once + static_cast<double>(vocab_) * d) + 12.0 * passes * d * static_cast<double>(seq_len);
+  }
   void on_train_progress(double fraction) override { recurrence->on_train_progress(fraction); }
   void reset_train_progress() override { recurrence->reset_train_progress(); }
 
   int64_t vocab_;
   double softcap_;
+  bool fused_;
   int64_t skip_slots_ = 0;
   torch::nn::Embedding tok_emb{nullptr};
   std::shared_ptr<Bigram> bigram;
@@ -184,6 +221,8 @@ Schema schema() {
       .integer("kv_heads", 4, 1, 256, "key/value heads (GQA)")
       .number("tied_embed_init_std", 0.005, 0.0, 10.0, "std of the tied embedding's normal init")
       .number("logit_softcap", 30.0, 1e-3, 1e6, "C in C*tanh(z/C)")
+      .boolean("fused_kernels", true,
+               "fused CUDA ops (kernels/): chunked softcapped CE, norm+RoPE+gain, residual ops, LeakyReLU2; CPU unaffected")
       .choice("linear_init", "default", {"default", "orthogonal"},
               "init of non-zero-init matrices: PyTorch's nn.Linear default, or orthogonal (family A, #461)")
       .component("block", "block", "sequential", "residual block")

@@ -6,6 +6,7 @@
 // The challenge baseline uses full RoPE and gain 1.5; family A partial RoPE (16 dims) and gain 5.0.
 #include <algorithm>
 
+#include "kernels/ops.h"
 #include "models/components.h"
 #include "models/layers.h"
 #include "models/varlen_attention.h"
@@ -17,7 +18,7 @@ struct GqaAttention : Attention {
   GqaAttention(const Config& cfg, const LayerContext& ctx)
       : heads_(ctx.heads), kv_heads_(ctx.kv_heads), head_dim_(ctx.dim / ctx.heads),
         rotary_(ctx.dim / ctx.heads, cfg.i("rope_dims"), cfg.f("rope_base"), cfg.i("rope_ntk_train_seq_len")),
-        qk_norm_(cfg.b("qk_norm")) {
+        qk_norm_(cfg.b("qk_norm")), fused_(ctx.fused_kernels) {
     if (ctx.dim % ctx.heads != 0) throw ConfigError("model.dim must be divisible by model.heads");
     if (ctx.heads % ctx.kv_heads != 0) throw ConfigError("model.heads must be divisible by model.kv_heads");
     if (cfg.i("rope_dims") > head_dim_)
@@ -48,13 +49,10 @@ struct GqaAttention : Attention {
     auto q = c_q(x).view({B, T, heads_, head_dim_});
     auto k = c_k(x).view({B, T, kv_heads_, head_dim_});
     auto v = v_flat.view({B, T, kv_heads_, head_dim_});
-    if (qk_norm_) {
-      q = rms_norm(q);
-      k = rms_norm(k);
-    }
-    q = rotary_.apply(q);
-    k = rotary_.apply(k);
-    q = q * q_gain.to(q.scalar_type()).view({1, 1, heads_, 1});
+    // QK RMSNorm → partial RoPE → q-gain, one fused op each (kernels/ops.h; the composition on the CPU).
+    auto [cos, sin] = rotary_.tables(T, x.device());
+    q = kernels::norm_rope_gain(q, cos, sin, q_gain, qk_norm_, 1.0, fused_);
+    k = kernels::norm_rope_gain(k, cos, sin, {}, qk_norm_, 1.0, fused_);
     torch::Tensor y;  // (B, T, H, d_h)
     if (segments.defined()) {
       auto flat = [&](const torch::Tensor& t) { return t.reshape({B * T, t.size(2), head_dim_}); };
@@ -73,7 +71,7 @@ struct GqaAttention : Attention {
 
   int64_t heads_, kv_heads_, head_dim_;
   Rotary rotary_;
-  bool qk_norm_, xsa_ = false;
+  bool qk_norm_, fused_, xsa_ = false;
   CastedLinear c_q{nullptr}, c_k{nullptr}, c_v{nullptr}, proj{nullptr};
   torch::Tensor q_gain;
   std::shared_ptr<AttentionGate> gate;

@@ -48,6 +48,17 @@ void Rotary::ensure(int64_t T, const torch::Device& device, torch::ScalarType dt
   sin_ = freqs.sin().to(dtype).view({1, T, 1, rope_dims_ / 2});
 }
 
+std::pair<torch::Tensor, torch::Tensor> Rotary::tables(int64_t T, const torch::Device& device) {
+  if (!cos32_.defined() || cos32_.size(0) != T || cos32_.device() != device) {
+    auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+    auto inv_freq = 1.0 / torch::pow(base_for(T), torch::arange(0, rope_dims_, 2, f32) / static_cast<double>(rope_dims_));
+    auto freqs = torch::outer(torch::arange(T, f32), inv_freq);
+    cos32_ = freqs.cos();
+    sin32_ = freqs.sin();
+  }
+  return {cos32_, sin32_};
+}
+
 torch::Tensor Rotary::apply(const torch::Tensor& x) {
   ensure(x.size(1), x.device(), x.scalar_type());
   const int64_t half = rope_dims_ / 2;

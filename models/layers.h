@@ -46,12 +46,15 @@ class Rotary {
   int64_t rope_dims() const { return rope_dims_; }
   // The base used for rows of T positions.
   double base_for(int64_t T) const;
+  // cos and sin of every (position, pair), (T, rope_dims/2) fp32 on `device` (the fused op's tables).
+  std::pair<torch::Tensor, torch::Tensor> tables(int64_t T, const torch::Device& device);
 
  private:
   void ensure(int64_t T, const torch::Device& device, torch::ScalarType dtype);
   int64_t head_dim_, rope_dims_, ntk_train_seq_len_;
   double base_;
   torch::Tensor cos_, sin_;  // (1, T, 1, rope_dims/2) in the activation dtype
+  torch::Tensor cos32_, sin32_;  // (T, rope_dims/2) fp32
 };
 
 // XSA, exclusive self-attention (spec §2.3.7): removes from each head's output its component along the

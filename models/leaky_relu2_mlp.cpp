@@ -1,5 +1,6 @@
 // The LeakyReLU² MLP of family A (spec §2.4): out = W_down · (LeakyReLU_s(W_up · n))², slope s = 0.5
 // (0.3 in #1938's run). Its backward gate is 2z for z > 0 and 2s²z for z ≤ 0.
+#include "kernels/ops.h"
 #include "models/components.h"
 #include "models/layers.h"
 
@@ -7,7 +8,7 @@ namespace pgolf {
 namespace {
 
 struct LeakyRelu2Mlp : Mlp {
-  LeakyRelu2Mlp(const Config& cfg, const LayerContext& ctx) : slope_(cfg.f("slope")) {
+  LeakyRelu2Mlp(const Config& cfg, const LayerContext& ctx) : slope_(cfg.f("slope")), fused_(ctx.fused_kernels) {
     const auto hidden = static_cast<int64_t>(cfg.f("mult") * static_cast<double>(ctx.dim));
     fc = register_module("fc", CastedLinear(ctx.dim, hidden));
     proj = register_module("proj", CastedLinear(hidden, ctx.dim));
@@ -15,10 +16,10 @@ struct LeakyRelu2Mlp : Mlp {
     proj->initialize("zeros");
   }
   torch::Tensor forward(const torch::Tensor& x) override {
-    return proj(torch::nn::functional::leaky_relu(fc(x), torch::nn::functional::LeakyReLUFuncOptions().negative_slope(slope_))
-                    .square());
+    return proj(kernels::leaky_relu2(fc(x), slope_, fused_));
   }
   double slope_;
+  bool fused_;
   CastedLinear fc{nullptr}, proj{nullptr};
 };
 

@@ -8,6 +8,7 @@
 // The block owns its attention and MLP unless the model hands it a shared core (#461).
 #include <cmath>
 
+#include "kernels/ops.h"
 #include "models/components.h"
 #include "models/layers.h"
 
@@ -15,7 +16,8 @@ namespace pgolf {
 namespace {
 
 struct SequentialBlock : Block {
-  SequentialBlock(const Config& cfg, const LayerContext& ctx, const Config& model) : layer_(ctx.layer) {
+  SequentialBlock(const Config& cfg, const LayerContext& ctx, const Config& model)
+      : layer_(ctx.layer), fused_(ctx.fused_kernels) {
     if (ctx.shared_attn) {  // a shared core's weights: used, not owned (they are registered under cores.*)
       attn = ctx.shared_attn;
       mlp = ctx.shared_mlp;
@@ -31,24 +33,18 @@ struct SequentialBlock : Block {
     gptj_ = from >= 0 && ctx.layer >= from;
   }
 
-  torch::Tensor norm(const torch::Tensor& x) const {
-    auto n = rms_norm(x);
-    return ln_factor_ != 1.0 ? n * ln_factor_ : n;
-  }
-
+  // The fused ops of kernels/ops.h: on the CPU (or with model.fused_kernels off) the former compositions.
+  torch::Tensor norm(const torch::Tensor& x) const { return kernels::rms_norm_scaled(x, ln_factor_, fused_); }
   torch::Tensor mix_x0(const torch::Tensor& x, const torch::Tensor& x0) const {
-    auto mix = resid_mix.to(x.scalar_type());
-    return mix[0] * x + mix[1] * x0;
+    return kernels::resid_mix(x, x0, resid_mix, fused_);
   }
 
   torch::Tensor forward(const torch::Tensor& x, const ForwardContext& ctx) override {
-    const auto dt = x.scalar_type();
     auto x_in = mix_x0(x, ctx.x0);
     auto n = norm(x_in);
-    auto a = attn_scale.to(dt) * attn->forward(AttentionInput{n, x_in, ctx.value_addend(layer_)}, ctx.segments);
-    if (gptj_) return x_in + a + mlp_scale.to(dt) * mlp->forward(n);
-    auto x_mid = x_in + a;
-    return x_mid + mlp_scale.to(dt) * mlp->forward(norm(x_mid));
+    auto x_mid = kernels::scale_add(x_in, attn_scale,
+                                    attn->forward(AttentionInput{n, x_in, ctx.value_addend(layer_)}, ctx.segments), fused_);
+    return kernels::scale_add(x_mid, mlp_scale, mlp->forward(gptj_ ? n : norm(x_mid)), fused_);
   }
 
   std::pair<torch::Tensor, torch::Tensor> lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1,
@@ -61,6 +57,7 @@ struct SequentialBlock : Block {
   }
 
   int64_t layer_;
+  bool fused_;
   std::shared_ptr<Attention> attn;
   std::shared_ptr<Mlp> mlp;
   torch::Tensor attn_scale, mlp_scale, resid_mix;

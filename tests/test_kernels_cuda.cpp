@@ -1,0 +1,181 @@
+// The fused CUDA kernels (kernels/*.cu) against their ATen compositions on the GPU: random inputs of the
+// seeds' shapes (dim 512, 8 heads, 4 kv heads, d_h 64, 16 RoPE dims, vocab 8192, T 2048) and odd ones (the
+// scalar, unvectorised paths), forward and every input's gradient. The oracle is the composition in fp32
+// on the same bf16-rounded inputs; errors are relative to the oracle's largest magnitude, within bf16
+// bounds. The whole forward + backward of every op runs with host synchronisation made an error.
+// Compiled only in CUDA builds; skipped without a GPU.
+#ifdef PGOLF_KERNELS_CUDA
+#include <gtest/gtest.h>
+
+#include <c10/cuda/CUDAFunctions.h>
+
+#include <iostream>
+
+#include "kernels/ops.h"
+
+namespace pgolf {
+namespace {
+
+using torch::Tensor;
+namespace K = kernels;
+
+#define SKIP_WITHOUT_GPU \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device"
+
+const auto kBf = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+const auto kF32 = torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCUDA);
+
+struct NoSync {  // any host sync inside throws
+  NoSync() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
+  ~NoSync() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
+};
+
+void check(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
+  ASSERT_TRUE(got.defined() && want.defined()) << what;
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const auto g = got.detach().to(torch::kFloat64), w = want.detach().to(torch::kFloat64);
+  ASSERT_TRUE(torch::isfinite(g).all().item<bool>()) << what << ": non-finite values";
+  const double scale = std::max(w.abs().max().item<double>(), 1e-30);
+  const double err = (g - w).abs().max().item<double>() / scale;
+  std::cout << "[kernels] " << what << ": max rel err " << err << " (tol " << tol << ")\n";
+  EXPECT_LT(err, tol) << what;
+}
+
+Tensor leaf(const Tensor& t) { return t.detach().clone().requires_grad_(); }
+Tensor f32_leaf(const Tensor& t) { return t.detach().to(torch::kFloat32).clone().requires_grad_(); }
+
+std::pair<Tensor, Tensor> rope_tables(int64_t T, int64_t R) {
+  auto inv = torch::pow(10000.0, -torch::arange(0, R, 2, kF32) / static_cast<double>(R));
+  auto f = torch::outer(torch::arange(T, kF32), inv);
+  return {f.cos(), f.sin()};
+}
+
+TEST(KernelsCuda, SoftcapCrossEntropy) {
+  SKIP_WITHOUT_GPU;
+  struct Shape { int64_t N, D, V, chunk; };
+  for (auto s : {Shape{2048, 512, 8192, 8192}, Shape{1027, 512, 8192, 256}, Shape{37, 24, 1000, 16}, Shape{33, 40, 999, 8}}) {
+    torch::manual_seed(s.N);
+    const std::string tag = "ce N" + std::to_string(s.N) + " D" + std::to_string(s.D) + " V" + std::to_string(s.V);
+    auto h = leaf(torch::randn({s.N, s.D}, kBf)), w = leaf(torch::randn({s.V, s.D}, kF32) * 0.05);
+    auto y = torch::randint(0, s.V, {s.N}, torch::TensorOptions().dtype(torch::kLong).device(torch::kCUDA));
+    Tensor loss;
+    {
+      NoSync guard;
+      loss = K::function::softcap_ce_mean(h, w, y, 30.0, s.chunk);
+      (loss * 0.5).backward();
+    }
+    auto h32 = f32_leaf(h), w32 = leaf(w);
+    auto ref = K::compose::softcap_ce(h32, w32, y, 30.0, true);
+    (ref * 0.5).backward();
+    check(tag + " loss", loss, ref, 2e-3);
+    check(tag + " dh", h.grad(), h32.grad(), 2e-2);
+    check(tag + " dw", w.grad(), w32.grad(), 2e-2);
+    torch::NoGradGuard ng;
+    check(tag + " token nll", K::function::softcap_ce_tokens_nograd(h, w, y, 30.0, s.chunk),
+          K::compose::softcap_ce(h32, w32, y, 30.0, false), 5e-3);
+  }
+}
+
+TEST(KernelsCuda, NormRopeGain) {
+  SKIP_WITHOUT_GPU;
+  struct Shape { int64_t B, T, H, D, R; bool gain, norm; };
+  for (auto s : {Shape{2, 2048, 8, 64, 16, true, true}, Shape{2, 2048, 4, 64, 16, false, true}, Shape{3, 37, 5, 24, 8, true, true},
+                 Shape{2, 19, 3, 20, 6, true, true}, Shape{1, 33, 2, 32, 32, true, false}, Shape{1, 2048, 8, 64, 64, true, true}}) {
+    torch::manual_seed(s.T + s.D);
+    const std::string tag = "norm_rope B" + std::to_string(s.B) + " T" + std::to_string(s.T) + " H" + std::to_string(s.H) +
+                            " D" + std::to_string(s.D) + " R" + std::to_string(s.R) + (s.gain ? " gain" : "") +
+                            (s.norm ? " norm" : "");
+    auto x = leaf(torch::randn({s.B, s.T, s.H, s.D}, kBf) * 3);
+    auto gain = s.gain ? leaf(torch::rand({s.H}, kF32) * 4 + 1) : Tensor();
+    auto [c, sn] = rope_tables(s.T, s.R);
+    auto proj = torch::randn({s.B, s.T, s.H, s.D}, kBf);
+    Tensor out;
+    {
+      NoSync guard;
+      out = K::function::norm_rope_gain(x, c, sn, gain, s.norm, 1.0);
+      (out * proj).sum().backward();
+    }
+    auto x32 = f32_leaf(x), g32 = s.gain ? leaf(gain) : Tensor();
+    auto ref = K::compose::norm_rope_gain(x32, c, sn, g32, s.norm, 1.0);
+    (ref * proj.to(torch::kFloat32)).sum().backward();
+    check(tag + " out", out, ref, 1e-2);
+    check(tag + " dx", x.grad(), x32.grad(), 2e-2);
+    if (s.gain) check(tag + " dgain", gain.grad(), g32.grad(), 1e-2);
+  }
+}
+
+TEST(KernelsCuda, BlockInputRmsNormScaled) {
+  SKIP_WITHOUT_GPU;
+  for (auto shape : {std::vector<int64_t>{2, 2048, 512}, std::vector<int64_t>{4099, 512}, std::vector<int64_t>{7, 9, 20}}) {
+    torch::manual_seed(shape.back());
+    const std::string tag = "rms_norm_scaled D" + std::to_string(shape.back()) + " rows " + std::to_string(shape[0]);
+    auto x = leaf(torch::randn(shape, kBf) * 2);
+    auto proj = torch::randn(shape, kBf);
+    Tensor out;
+    {
+      NoSync guard;
+      out = K::rms_norm_scaled(x, 0.57735, true);
+      (out * proj).sum().backward();
+    }
+    auto x32 = f32_leaf(x);
+    auto ref = K::rms_norm_scaled(x32, 0.57735, false);
+    (ref * proj.to(torch::kFloat32)).sum().backward();
+    check(tag + " out", out, ref, 1e-2);
+    check(tag + " dx", x.grad(), x32.grad(), 2e-2);
+  }
+}
+
+TEST(KernelsCuda, ResidMixAndScaleAdd) {
+  SKIP_WITHOUT_GPU;
+  for (auto shape : {std::vector<int64_t>{2, 2048, 512}, std::vector<int64_t>{4099, 512}, std::vector<int64_t>{37, 24},
+                     std::vector<int64_t>{3, 11, 20}}) {
+    torch::manual_seed(shape.back() + shape[0]);
+    const int64_t D = shape.back();
+    const std::string tag = " D" + std::to_string(D) + " rows " + std::to_string(torch::ones(shape).numel() / D);
+    auto x = leaf(torch::randn(shape, kBf)), x0 = leaf(torch::randn(shape, kBf)), y = leaf(torch::randn(shape, kBf));
+    auto mix = leaf(torch::randn({2, D}, kF32)), sc = leaf(torch::randn({D}, kF32));
+    auto p1 = torch::randn(shape, kBf), p2 = torch::randn(shape, kBf);
+    Tensor a, b;
+    {
+      NoSync guard;
+      a = K::function::resid_mix(x, x0, mix);
+      b = K::function::scale_add(x, sc, y);
+      ((a * p1).sum() + (b * p2).sum()).backward();
+    }
+    auto x32 = f32_leaf(x), x032 = f32_leaf(x0), y32 = f32_leaf(y), mix32 = leaf(mix), sc32 = leaf(sc);
+    auto ra = K::compose::resid_mix(x32, x032, mix32), rb = K::compose::scale_add(x32, sc32, y32);
+    ((ra * p1.to(torch::kFloat32)).sum() + (rb * p2.to(torch::kFloat32)).sum()).backward();
+    check("resid_mix" + tag + " out", a, ra, 1e-2);
+    check("scale_add" + tag + " out", b, rb, 1e-2);
+    check("resid_mix+scale_add" + tag + " dx", x.grad(), x32.grad(), 2e-2);
+    check("resid_mix" + tag + " dx0", x0.grad(), x032.grad(), 1e-2);
+    check("resid_mix" + tag + " dmix", mix.grad(), mix32.grad(), 1e-2);
+    check("scale_add" + tag + " ds", sc.grad(), sc32.grad(), 1e-2);
+    check("scale_add" + tag + " dy", y.grad(), y32.grad(), 1e-2);
+  }
+}
+
+TEST(KernelsCuda, LeakyRelu2) {
+  SKIP_WITHOUT_GPU;
+  for (auto shape : {std::vector<int64_t>{4096, 2048}, std::vector<int64_t>{7, 143}}) {
+    torch::manual_seed(shape[1]);
+    const std::string tag = "leaky_relu2 " + std::to_string(shape[0]) + "x" + std::to_string(shape[1]);
+    auto z = leaf(torch::randn(shape, kBf) * 2);
+    auto proj = torch::randn(shape, kBf);
+    Tensor out;
+    {
+      NoSync guard;
+      out = K::function::leaky_relu2(z, 0.5);
+      (out * proj).sum().backward();
+    }
+    auto z32 = f32_leaf(z);
+    auto ref = K::compose::leaky_relu2(z32, 0.5);
+    (ref * proj.to(torch::kFloat32)).sum().backward();
+    check(tag + " out", out, ref, 1e-2);
+    check(tag + " dz", z.grad(), z32.grad(), 1e-2);
+  }
+}
+
+}  // namespace
+}  // namespace pgolf
+#endif  // PGOLF_KERNELS_CUDA
