@@ -23,4 +23,4 @@ fi
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DPGOLF_CUDA=ON \
   -DLIBLZMA_INCLUDE_DIR="$PWD/.gpu/prefix/usr/include" -DLIBLZMA_LIBRARY="$(lib liblzma)" "${extra[@]}" >/dev/null
 # TARGETS: what to build (default everything the benchmarks and the GPU tests need).
-cmake --build build-gpu -j "$(nproc)" --target ${TARGETS:-trainer pgolf-data pgolf_tests}
+cmake --build build-gpu -j "$(nproc)" --target ${TARGETS:-trainer pgolf-data pgolf_tests} -- ${NINJA_FLAGS:-}
