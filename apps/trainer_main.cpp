@@ -3,14 +3,13 @@
 //
 //   trainer --recipe FILE [--set key.path=value ...] [--seed N] [--out DIR] [--dry-run] [--plugin LIB.so]
 //   trainer --resume RUN_DIR [--set train.log_every=N ...]
-#include <dlfcn.h>
-
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "framework/log.h"
+#include "framework/plugin.h"
 #include "framework/recipe.h"
 #include "framework/trainer.h"
 
@@ -65,11 +64,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  for (const auto& p : plugins) {
-    if (!dlopen(p.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
-      std::fprintf(stderr, "trainer: --plugin %s: cannot load (%s)\n", p.c_str(), dlerror());
-      return 2;
-    }
+  try {  // duplicate names, ABI stamps, missing files: exit 2 with both sources named
+    pgolf::check_registrations();
+    for (const auto& p : plugins) pgolf::load_plugin(p);
+  } catch (const pgolf::ConfigError& e) {
+    std::fprintf(stderr, "trainer: %s\n", e.what());
+    return 2;
   }
   if (list) {
     pgolf::print_components(std::cout);
