@@ -17,7 +17,8 @@ cmake -S "$src/examples/plugin" -B "$work/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=
 cmake --build "$work/build" >/dev/null
 plugin="$work/build/libswiglu_mlp.so"
 trainer="$work/prefix/bin/trainer"
-"$trainer" --plugin "$plugin" --list | grep -q "swiglu_example - SwiGLU MLP" || { echo "--list lacks swiglu_example"; exit 1; }
+listing=$("$trainer" --plugin "$plugin" --list)  # captured, not piped: grep -q would SIGPIPE it under pipefail
+grep -q "swiglu_example - SwiGLU MLP" <<<"$listing" || { echo "--list lacks swiglu_example"; exit 1; }
 cd "$src"
 OMP_NUM_THREADS=1 "$trainer" --plugin "$plugin" --recipe examples/plugin/swiglu.json --out "$work/run" \
   --set train.iterations=2 --set train.val_every=0 --set train.log_every=1 \
