@@ -8,6 +8,7 @@
 // tokens/s and MFU where present (mean ± sample sd over seeds). With --baseline: each other recipe's Δ mean,
 // Welch's t-test and whether it clears the threshold; the ablation view lists the resolved-recipe keys each
 // recipe changes against the baseline. --plot draws the loss curves with scripts/plot_runs.py (matplotlib).
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -270,11 +271,14 @@ std::string plot_script() {
 }
 
 int spawn(const std::vector<std::string>& args, bool quiet) {
+  std::cout.flush();  // else the child would inherit, and could write again, what is still buffered
+  std::fflush(stdout);
   const pid_t pid = fork();
   if (pid == 0) {
     if (quiet) {
-      std::freopen("/dev/null", "w", stdout);
-      std::freopen("/dev/null", "w", stderr);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
     }
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));

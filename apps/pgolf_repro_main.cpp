@@ -121,6 +121,7 @@ std::vector<std::string> visible_gpus() {
 
 // Forks `args` with stdout and stderr to `log` (appended) and, when `gpu` is set, CUDA_VISIBLE_DEVICES=gpu.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log, const std::string& gpu) {
+  std::fflush(stdout);  // nothing buffered is inherited by the child
   const pid_t pid = fork();
   if (pid != 0) return pid;
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -17,6 +17,7 @@
 #include "framework/c10d_communicator.h"
 #include "framework/launcher.h"
 #include "framework/log.h"
+#include "framework/plugin.h"
 #include "framework/recipe.h"
 #include "framework/signals.h"
 #include "framework/trainer.h"
@@ -92,11 +93,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  for (const auto& p : plugins) {
-    if (!dlopen(p.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
-      std::fprintf(stderr, "trainer: --plugin %s: cannot load (%s)\n", p.c_str(), dlerror());
-      return 2;
-    }
+  try {  // duplicate names, ABI stamps, missing files: exit 2 with both sources named
+    pgolf::check_registrations();
+    for (const auto& p : plugins) pgolf::load_plugin(p);
+  } catch (const pgolf::ConfigError& e) {
+    std::fprintf(stderr, "trainer: %s\n", e.what());
+    return 2;
   }
   if (list) {
     pgolf::print_components(std::cout);

@@ -10,8 +10,50 @@
 #include <vector>
 
 #include "framework/config.h"
+#if __has_include(<torch/headeronly/version.h>)  // TORCH_VERSION, without the rest of torch
+#include <torch/headeronly/version.h>
+#elif __has_include(<torch/version.h>)
+#include <torch/version.h>
+#endif
+#ifndef TORCH_VERSION
+#define TORCH_VERSION "none"
+#endif
+
+// The plugin ABI stamp: a plugin built against other pgolf headers (or another LibTorch or C++ ABI) is refused
+// before it is loaded. Bump PGOLF_ABI_VERSION whenever a header a plugin sees changes a layout or a signature.
+#define PGOLF_VERSION "0.16.0"
+#define PGOLF_ABI_VERSION 1
+#define PGOLF_STRINGIFY_INNER(x) #x
+#define PGOLF_STRINGIFY(x) PGOLF_STRINGIFY_INNER(x)
+#define PGOLF_ABI_STAMP                                                                                   \
+  "pgolf " PGOLF_VERSION " abi " PGOLF_STRINGIFY(PGOLF_ABI_VERSION) "; torch " TORCH_VERSION "; gxx-abi " \
+  PGOLF_STRINGIFY(__GXX_ABI_VERSION) "; cxx11-abi " PGOLF_STRINGIFY(_GLIBCXX_USE_CXX11_ABI)
 
 namespace pgolf {
+
+// The stamp as bytes in every binary that includes this header, between markers, so the plugin loader can read
+// a .so's stamp from the file without running any of its code (framework/plugin.cpp).
+namespace {
+[[gnu::used]] const char kPgolfAbiStampBytes[] = "PGOLF_ABI_STAMP{" PGOLF_ABI_STAMP "}";
+}  // namespace
+
+// Who registered what: each PGOLF_REGISTER's file (and, while a plugin loads, the plugin's path), so a name
+// registered twice names both sources. A duplicate is recorded, not thrown: an exception must not cross a
+// static initialiser (it would abort the program, or unwind through dlopen).
+class RegistrationLog {
+ public:
+  static RegistrationLog& get();
+  // Records kind/name from `file`; false (and an error naming both sources) when the name is taken.
+  bool claim(const std::string& kind, const std::string& name, const std::string& file);
+  std::vector<std::string> take_errors();  // the duplicates recorded since the last call
+  int64_t count() const { return count_; }  // successful registrations so far
+  std::string loading_plugin;               // set by load_plugin while its dlopen runs
+
+ private:
+  std::map<std::string, std::string> sources_;  // "kind 'name'" -> where it was registered
+  std::vector<std::string> errors_;
+  int64_t count_ = 0;
+};
 
 // Every (kind, name) -> Schema, whatever the C++ type of the component. Recipe validation uses this
 // alone, so it can check a "model.attention" section without knowing what an attention module is.
@@ -56,6 +98,11 @@ class Registry {
   }
 
   bool add(const std::string& name, Schema schema, Factory factory, std::string help = "") {
+    return add_from("(unnamed source)", name, std::move(schema), std::move(factory), std::move(help));
+  }
+  // PGOLF_REGISTER's form: `file` is the registering source file. A taken name keeps its first registration.
+  bool add_from(const std::string& file, const std::string& name, Schema schema, Factory factory, std::string help = "") {
+    if (!RegistrationLog::get().claim(Base::kKind, name, file)) return false;
     SchemaCatalog::get().add(Base::kKind, name, std::move(schema), std::move(help));
     factories_[name] = std::move(factory);
     return true;
@@ -87,7 +134,7 @@ class Registry {
 // PGOLF_REGISTER(AttentionRegistry, "gqa", schema_fn(), factory_lambda, "one-line help");
 #define PGOLF_REGISTER(REGISTRY, NAME, ...)                                              \
   static const bool PGOLF_CONCAT(pgolf_registered_, __LINE__) =                          \
-      REGISTRY::get().add(NAME, __VA_ARGS__) &&                                          \
+      REGISTRY::get().add_from(__FILE__, NAME, __VA_ARGS__) &&                           \
       ::pgolf::SchemaCatalog::get().set_source(REGISTRY::kind(), NAME, __FILE__)
 // PGOLF_USES("container", "standard", "compressor", "brotli"): the first builds the second by name.
 #define PGOLF_USES(KIND, NAME, USED_KIND, USED) \

@@ -84,6 +84,8 @@ TEST(Plot, ReportPlotWritesDecodablePng) {
                                       " --plot " + png);
   if (r.code == 3) GTEST_SKIP() << "matplotlib is not installed (scripts/setup.sh installs python3-matplotlib): " << r.out;
   ASSERT_EQ(r.code, 0) << r.out;
+  const std::string header = "| recipe | seeds |";
+  EXPECT_EQ(r.out.find(header, r.out.find(header) + 1), std::string::npos) << "table printed twice:\n" << r.out;
   std::stringstream ss;
   ss << std::ifstream(png, std::ios::binary).rdbuf();
   const Png p = parse_png(ss.str());
