@@ -51,17 +51,9 @@ class GptqQuantizer : public Quantizer {
     QuantizedState out;
     quant::StateWriter wr(out, kName);
     std::vector<Job> jobs;
-    std::vector<std::string> order, no_h;
-    for (const auto& [name, src] : ctx.state) {
-      order.push_back(name);
-      const torch::Tensor cpu = src.detach().to(torch::kCPU);
-      if (small_.apply(name, cpu, wr, kName)) continue;
-      if (cpu.dim() != 2) {
-        quant::write_passthrough(name, cpu, torch::kFloat16, wr, kName);
-        continue;
-      }
-      jobs.push_back(make_job(name, src, ctx, no_h));
-    }
+    std::vector<std::string> no_h;
+    for (const auto& [name, src] : ctx.state)
+      if (!small_.handles(name, src) && src.dim() == 2) jobs.push_back(make_job(name, src, ctx, no_h));
     if (!no_h.empty())
       log::info(strf("gptq: %zu matrices have no Hessian and are rounded with H = I (first: %s)", no_h.size(),
                      no_h.front().c_str()));
@@ -69,9 +61,14 @@ class GptqQuantizer : public Quantizer {
     std::map<std::string, Job*> by_name;
     for (auto& j : jobs) by_name[j.name] = &j;
     const auto lqer = lqer_factors(jobs);
-    for (const auto& name : order) {  // the state's order, whatever the batching
+    for (const auto& [name, src] : ctx.state) {  // written in the state's order, whatever the batching
       auto it = by_name.find(name);
-      if (it != by_name.end()) write_job(*it->second, lqer, wr);
+      if (it != by_name.end()) {
+        write_job(*it->second, lqer, wr);
+        continue;
+      }
+      const torch::Tensor cpu = src.detach().to(torch::kCPU);
+      if (!small_.apply(name, cpu, wr, kName)) quant::write_passthrough(name, cpu, torch::kFloat16, wr, kName);
     }
     log_summary(jobs, lqer.size());
     return out;

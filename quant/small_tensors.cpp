@@ -24,6 +24,16 @@ void write_passthrough(const std::string& name, const torch::Tensor& t, torch::S
   w.meta(name, std::move(m));
 }
 
+bool SmallTensorPolicy::handles(const std::string& name, const torch::Tensor& t) const {
+  return !t.is_floating_point() || gate(name, t) || t.numel() <= max_numel;
+}
+
+bool SmallTensorPolicy::gate(const std::string& name, const torch::Tensor& t) const {
+  return gate_int8_row && t.dim() == 2 && t.numel() >= gate_min_numel && t.numel() <= gate_max_numel &&
+         name.size() >= gate_suffix.size() &&
+         name.compare(name.size() - gate_suffix.size(), gate_suffix.size(), gate_suffix) == 0;
+}
+
 bool SmallTensorPolicy::apply(const std::string& name, const torch::Tensor& t, StateWriter& w,
                               const std::string& who) const {
   if (!t.is_floating_point()) {
@@ -31,10 +41,7 @@ bool SmallTensorPolicy::apply(const std::string& name, const torch::Tensor& t, S
     w.meta(name, entry_meta("raw", t, name, who));
     return true;
   }
-  const bool gate = gate_int8_row && t.dim() == 2 && t.numel() >= gate_min_numel && t.numel() <= gate_max_numel &&
-                    name.size() >= gate_suffix.size() &&
-                    name.compare(name.size() - gate_suffix.size(), gate_suffix.size(), gate_suffix) == 0;
-  if (gate) {
+  if (gate(name, t)) {
     Json m = entry_meta("gate_int8_row", t, name, who);
     write_gate_int8_row(name, t.to(torch::kFloat32), w, m);
     w.meta(name, std::move(m));

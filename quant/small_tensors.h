@@ -18,8 +18,13 @@ struct SmallTensorPolicy {
 
   static Schema schema();
   static SmallTensorPolicy from(const Config& c);
-  // Writes `t` (CPU) by the policy and returns true, or returns false: the tensor is for the matrix quantiser.
+  // Whether the policy stores `t` (else it is for the matrix quantiser).
+  bool handles(const std::string& name, const torch::Tensor& t) const;
+  // Writes `t` (CPU) by the policy; returns handles(name, t).
   bool apply(const std::string& name, const torch::Tensor& t, StateWriter& w, const std::string& who) const;
+
+ private:
+  bool gate(const std::string& name, const torch::Tensor& t) const;
 };
 
 // fp16 passthrough of `t` under `name` (also for large tensors a quantiser does not handle).

@@ -53,7 +53,8 @@ TEST(Lqer, FactorsReduceTheErrorNorm) {
     EXPECT_EQ(m["scheme"], asym ? "asym" : "sym");
     EXPECT_EQ(f[0].first, asym ? "w.lqA_a" : "w.lqA");
     const torch::Tensor ab = quant::lqer_decode("w", m, f);
-    EXPECT_LT((e - ab).norm().item<double>(), 0.5 * e.norm().item<double>());
+    // 2-bit A leaves about half of the planted part; 4-bit per-row factors most of it
+    EXPECT_LT((e - ab).norm().item<double>(), (asym ? 0.65 : 0.3) * e.norm().item<double>()) << asym;
   }
 }
 
