@@ -2,6 +2,15 @@
 
 namespace pgolf {
 
+void average_gradients(Communicator& comm, const std::vector<torch::Tensor>& params) {
+  if (comm.world() == 1) return;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    torch::Tensor g = p.grad();
+    comm.all_reduce(g, ReduceOp::Avg);
+  }
+}
+
 GradientReducer::GradientReducer(Communicator& comm, std::vector<torch::Tensor> params, int64_t bucket_bytes)
     : comm_(comm), params_(std::move(params)), bucket_of_(params_.size()), slot_of_(params_.size()), has_grad_(params_.size()) {
   if (!comm_.collective()) return;

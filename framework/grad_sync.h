@@ -14,6 +14,10 @@
 
 namespace pgolf {
 
+// Every defined gradient replaced by its mean over the ranks, one blocking all-reduce each (a no-op with one
+// process): for loops that are not the training step (test-time training), where no backward is overlapped.
+void average_gradients(Communicator& comm, const std::vector<torch::Tensor>& params);
+
 class GradientReducer {
  public:
   GradientReducer(Communicator& comm, std::vector<torch::Tensor> params, int64_t bucket_bytes);
