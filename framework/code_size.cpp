@@ -150,7 +150,8 @@ std::vector<std::string> bundle_files(const Json& recipe, const std::string& key
       const std::string src = SchemaCatalog::get().source(kind, name);
       if (src.empty()) continue;
       registering.insert(tree_path(src));
-      if (chosen.count({kind, name})) wanted.insert(tree_path(src));
+      // A component registered outside the tree (a plugin) is not part of the bundle: it ships on its own.
+      if (chosen.count({kind, name}) && fs::is_regular_file(root_dir() / tree_path(src))) wanted.insert(tree_path(src));
     }
   std::vector<std::string> seeds(kBundleAlways);
   for (const auto& f : fs::directory_iterator(root_dir() / "framework")) {

@@ -26,7 +26,8 @@ struct CodeCount {
 // artifact_code_bytes, code_counting, within_budget (total <= budget, decimal bytes).
 Json budget_summary(int64_t model_bytes, const CodeCount& code, int64_t budget);
 
-// The bundle's files, relative to the source tree, sorted. Throws ConfigError naming `key` when one is missing.
+// The bundle's files, relative to the source tree, sorted (components registered outside the tree, by a
+// plugin, are left out). Throws ConfigError naming `key` when one is missing.
 std::vector<std::string> bundle_files(const Json& recipe, const std::string& key);
 // Checks what count_code will read (every listed source exists); throws ConfigError naming the key.
 void check_code_sources(const Config& code, const Json& recipe);
