@@ -22,7 +22,8 @@ const std::string kSrc = PGOLF_SOURCE_DIR;
 
 TEST(EvalRecipes, Pr461FreezesBlocksZeroOneAndTheirCores) {
   Recipe r = load_recipe(kSrc + "/recipes/pr461.json", {});
-  const Json& ttt = r.root().json()["pipeline"][8];
+  const Json raw = Json::parse(read_file(kSrc + "/recipes/pr461.json"));
+  const Json& ttt = raw["pipeline"][8];
   ASSERT_EQ(ttt["evaluator"]["name"], "chunked_sgd_ttt");
   const auto freeze = ttt["evaluator"]["freeze"].get<std::vector<std::string>>();
   auto m = ModelRegistry::get().build(r.section("model"));

@@ -84,6 +84,7 @@ struct ChunkedSgdTtt::Pass {
   }
 
   void train(int64_t c) {
+    if (trainable.empty()) return;  // everything frozen: nothing to update
     const int64_t n = (chunks.end(c) - chunks.begin(c)) / cfg.train_len_;
     const bool was_training = model.is_training();
     model.train();
