@@ -23,7 +23,7 @@ void Checkpointer::write(const TrainingParts& parts, LoopState& st) {
   for (const auto& s : all_gather_strings(*run_.comm, parts.loader.state().dump(), run_.device))
     loaders.push_back(Json::parse(s));
   const Json meta = {{"loaders", loaders},
-                     {{"step", st.step},
+                     {"step", st.step},
                      {"train_ms", st.train_ms},
                      {"stop_after", st.stop_after},
                      {"first_loss", st.first_loss},
