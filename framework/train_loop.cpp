@@ -215,7 +215,9 @@ void TrainLoop::check_learning(const LoopState& st) {
 }
 
 void TrainLoop::log_step(LoopState& st, const torch::Tensor& loss, double scale, double now_ms) {
-  st.last_loss = loss.item<double>();  // a host sync besides the guard's: reading the loss back for the log line
+  torch::Tensor mean = loss.detach().to(torch::kFloat64);  // every rank logs at the same steps: the global mean
+  run_.comm->all_reduce(mean, ReduceOp::Avg);
+  st.last_loss = mean.item<double>();  // a host sync besides the guard's: reading the loss back for the log line
   if (std::isnan(st.first_loss)) st.first_loss = st.last_loss;
   check_learning(st);
   const double tps = static_cast<double>(st.step) * run_.batch.batch_tokens / (now_ms / 1000.0);
