@@ -11,10 +11,17 @@ namespace {
 
 using torch::Tensor;
 
+// The Function's optional inputs (cos/sin without RoPE, gain for k) travel as empty tensors: autograd
+// Functions take no undefined inputs.
+bool has(const Tensor& t) { return t.defined() && t.numel() > 0; }
+#ifdef PGOLF_KERNELS_CUDA
+const float* f32_or_null(const Tensor& t) { return has(t) ? t.data_ptr<float>() : nullptr; }
+#endif
+
 // (n_c, n_{c+R/2}) → (n_c cos + n_{c+R/2} sin, n_{c+R/2} cos − n_c sin) on the first R channels; cos, sin
 // (T, R/2) broadcast over (B, T, H, ·). transpose = the inverse rotation (the backward of the forward one).
 Tensor rotate(const Tensor& x, const Tensor& cos, const Tensor& sin, bool transpose) {
-  if (!cos.defined()) return x;
+  if (!has(cos)) return x;
   const int64_t half = cos.size(1), R = 2 * half, D = x.size(-1);
   auto c = cos.to(x.scalar_type()).view({1, x.size(1), 1, half}), s = sin.to(x.scalar_type()).view({1, x.size(1), 1, half});
   if (transpose) s = -s;
@@ -28,7 +35,7 @@ double eps_of(torch::ScalarType t) {  // at::rms_norm's default: the machine eps
 }
 
 Tensor head_scale(const Tensor& x, const Tensor& gain, double factor) {  // factor · gain[h] as (1, 1, H, 1)
-  auto s = gain.defined() ? gain.to(x.scalar_type()).view({1, 1, -1, 1}) * factor
+  auto s = has(gain) ? gain.to(x.scalar_type()).view({1, 1, -1, 1}) * factor
                           : torch::full({1, 1, 1, 1}, factor, x.options());
   return s;
 }
@@ -49,8 +56,8 @@ Tensor fwd(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& 
 #ifdef PGOLF_KERNELS_CUDA
   if (applies(x)) {
     auto out = torch::empty_like(x);
-    const int64_t D = x.size(3), R = cos.defined() ? 2 * cos.size(1) : 0;
-    cuda::norm_rope_fwd(x.data_ptr(), detail::f32(cos), detail::f32(sin), detail::f32(gain), out.data_ptr(),
+    const int64_t D = x.size(3), R = has(cos) ? 2 * cos.size(1) : 0;
+    cuda::norm_rope_fwd(x.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain), out.data_ptr(),
                         x.numel() / D, x.size(1), x.size(2), D, R, norm, static_cast<float>(factor), detail::stream());
     return out;
   }
@@ -63,18 +70,18 @@ std::pair<Tensor, Tensor> bwd(const Tensor& x, const Tensor& g, const Tensor& co
 #ifdef PGOLF_KERNELS_CUDA
   if (applies(x)) {
     auto dx = torch::empty_like(x);
-    const int64_t D = x.size(3), R = cos.defined() ? 2 * cos.size(1) : 0, H = x.size(2), rows = x.numel() / D;
+    const int64_t D = x.size(3), R = has(cos) ? 2 * cos.size(1) : 0, H = x.size(2), rows = x.numel() / D;
     const int64_t W = cuda::norm_rope_bwd_warps(rows, H, D);
-    Tensor partial = gain.defined() ? torch::empty({W}, x.options().dtype(torch::kFloat32)) : Tensor();
-    cuda::norm_rope_bwd(x.data_ptr(), g.data_ptr(), detail::f32(cos), detail::f32(sin), detail::f32(gain),
+    Tensor partial = has(gain) ? torch::empty({W}, x.options().dtype(torch::kFloat32)) : Tensor();
+    cuda::norm_rope_bwd(x.data_ptr(), g.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain),
                         dx.data_ptr(), partial.defined() ? partial.data_ptr<float>() : nullptr, rows, x.size(1), H, D,
                         R, norm, static_cast<float>(factor), detail::stream());
-    return {dx, gain.defined() ? partial.view({W / H, H}).sum(0).to(gain.scalar_type()) : Tensor()};
+    return {dx, has(gain) ? partial.view({W / H, H}).sum(0).to(gain.scalar_type()) : Tensor()};
   }
 #endif
   const Parts p = forward_parts(x, cos, sin, norm);
   Tensor dgain;
-  if (gain.defined()) dgain = (g * p.ro * factor).to(detail::acc_dtype(x.scalar_type())).sum({0, 1, 3}).to(gain.scalar_type());
+  if (has(gain)) dgain = (g * p.ro * factor).to(detail::acc_dtype(x.scalar_type())).sum({0, 1, 3}).to(gain.scalar_type());
   auto gn = rotate(g * head_scale(x, gain, factor), cos, sin, true);
   if (!norm) return {gn, dgain};
   return {p.r * (gn - p.n * (gn * p.n).mean({-1}, true)), dgain};
@@ -125,10 +132,10 @@ namespace function {
 Tensor norm_rope_gain(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& gain, bool norm,
                       double factor) {
   TORCH_CHECK(x.dim() == 4, "norm_rope_gain: x (B, T, H, d) expected");
-  const auto f32 = [&](const Tensor& t) {
-    return t.defined() ? t.to(x.device(), detail::acc_dtype(x.scalar_type())).contiguous() : t;
-  };
-  return NormRopeGain::apply(x.contiguous(), f32(cos), f32(sin), gain.defined() ? gain.contiguous() : gain, norm, factor);
+  const auto acc = x.options().dtype(detail::acc_dtype(x.scalar_type()));
+  const auto f32 = [&](const Tensor& t) { return has(t) ? t.to(acc).contiguous() : torch::empty({0}, acc); };
+  return NormRopeGain::apply(x.contiguous(), f32(cos), f32(sin), has(gain) ? gain.contiguous() : torch::empty({0}, acc),
+                             norm, factor);
 }
 }  // namespace function
 

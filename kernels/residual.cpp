@@ -10,7 +10,9 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+#ifdef PGOLF_KERNELS_CUDA
 int64_t rows_of(const Tensor& x) { return x.numel() / x.size(-1); }
+#endif
 
 struct ResidMix : torch::autograd::Function<ResidMix> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& x0, const Tensor& mix) {

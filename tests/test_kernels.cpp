@@ -157,6 +157,13 @@ TEST(KernelsNormRope, FunctionGradientsEqualAutogradAndFiniteDifferences) {
     EXPECT_LT(max_diff(g[0], numeric_grad(f, xd)), 1e-7) << norm;
     EXPECT_LT(max_diff(g[1], numeric_grad(f, gd)), 1e-7) << norm;
   }
+  // The block input: no RoPE, no gain (the Function's placeholders), a factor.
+  auto x = (torch::randn({5, 7}, kF64) * 2).requires_grad_();
+  auto proj = torch::randn({5, 7}, kF64);
+  auto fn = [&](const Tensor& t) { return K::function::norm_rope_gain(t.reshape({-1, 1, 1, 7}), {}, {}, {}, true, 0.3).view({5, 7}); };
+  auto g = grads_of(fn(x), proj, {x});
+  auto ref = grads_of(K::rms_norm_scaled(x, 0.3, true), proj, {x});
+  EXPECT_LT(max_diff(g[0], ref[0]), 1e-12);
 }
 
 // --- (d) residual ops ---------------------------------------------------------------------------------
@@ -174,11 +181,11 @@ TEST(KernelsResidual, CompositionsAndFunctionsEqualTheFormulasWithGradients) {
   auto gm = grads_of(K::function::resid_mix(x, x0, mix), proj, {x, x0, mix});
   EXPECT_LT(max_diff(gm[0], proj * mix[0].detach()), 1e-14);
   EXPECT_LT(max_diff(gm[1], proj * mix[1].detach()), 1e-14);
-  EXPECT_LT(max_diff(gm[2][0], (proj * x.detach()).sum({0, 1})), 1e-12);
-  EXPECT_LT(max_diff(gm[2][1], (proj * x0.detach()).sum({0, 1})), 1e-12);
+  EXPECT_LT(max_diff(gm[2][0], (proj * x.detach()).sum(at::IntArrayRef{0, 1})), 1e-12);
+  EXPECT_LT(max_diff(gm[2][1], (proj * x0.detach()).sum(at::IntArrayRef{0, 1})), 1e-12);
   auto ga = grads_of(K::function::scale_add(x, sc, y), proj, {x, sc, y});
   EXPECT_LT(max_diff(ga[0], proj), 1e-14);
-  EXPECT_LT(max_diff(ga[1], (proj * y.detach()).sum({0, 1})), 1e-12);
+  EXPECT_LT(max_diff(ga[1], (proj * y.detach()).sum(at::IntArrayRef{0, 1})), 1e-12);
   EXPECT_LT(max_diff(ga[2], proj * sc.detach()), 1e-14);
   // The Functions' forwards equal the compositions.
   EXPECT_LT(max_diff(K::function::resid_mix(x, x0, mix), mix_hand), 1e-14);
