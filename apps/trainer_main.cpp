@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!opt.resume_dir.empty() && (!opt.recipe.empty() || !opt.out_dir.empty() || opt.overwrite)) {
-    std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe, --out and --overwrite\n");
+    std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe and --out (and --overwrite)\n");
     return 2;
   }
   if ((!opt.eval_artifact.empty() || !opt.export_code.empty()) && !opt.resume_dir.empty()) {

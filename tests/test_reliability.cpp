@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "framework/config.h"
+#include "framework/guards.h"
 #include "framework/io.h"
 #include "framework/run_lock.h"
 #include "framework/shard.h"
@@ -139,6 +140,35 @@ TEST(ReliabilityLock, TwoTrainersStartedTogetherLeaveOneRun) {
 }
 
 // ---- class 2: bad data refused at start-up or at the step, named -----------------------------------------
+
+TEST(ReliabilityData, GuardFlagsTheFirstStepWithAnIdOutsideTheVocabulary) {
+  NonFiniteGuard g(torch::kCPU, /*id_limit=*/1024);
+  const auto id = [](int64_t v) { return torch::full({}, v, torch::kInt64); };
+  const auto one = torch::ones({});
+  g.observe(one, one, 1, id(1023));  // the largest valid id
+  EXPECT_EQ(g.first_bad_step(), -1);
+  g.observe(one, one, 2, id(1024));
+  g.observe(torch::full({}, NAN), one, 3, id(5000));  // later bad steps change neither figure
+  EXPECT_EQ(g.first_bad_step(), 2);
+  EXPECT_EQ(g.bad_id().item<int64_t>(), 1024);
+  NonFiniteGuard nan(torch::kCPU, 1024);
+  nan.observe(torch::full({}, NAN), one, 4, id(7));  // a NaN step: no id to report
+  EXPECT_EQ(nan.first_bad_step(), 4);
+  EXPECT_EQ(nan.bad_id().item<int64_t>(), -1);
+}
+
+TEST(ReliabilityData, FirstIdAtLeastNamesShardAndPosition) {
+  testing::TempDir t("firstid");
+  write_shard(t.file("a.bin"), {1, 2, 3});
+  write_shard(t.file("b.bin"), {4, 900, 5, 1000});
+  const auto at = first_id_at_least({t.file("a.bin"), t.file("b.bin")}, 512);
+  ASSERT_TRUE(at.found);
+  EXPECT_EQ(at.file, t.file("b.bin"));
+  EXPECT_EQ(at.pos, 1);
+  EXPECT_EQ(at.id, 900);
+  EXPECT_FALSE(first_id_at_least({t.file("a.bin"), t.file("b.bin")}, 512, /*max_tokens=*/4).found);  // 900 is token 5
+  EXPECT_EQ(count_shard_tokens({t.file("a.bin"), t.file("b.bin")}), 7);
+}
 
 TEST(ReliabilityData, DamagedLaterShardIsRefusedAtStartUp) {
   REQUIRE_DATA();
