@@ -50,22 +50,39 @@ struct ThreadCommunicator : Communicator {
   ThreadCommunicator(ThreadGroup& g, int r) : group(g), r_(r) {}
   int rank() const override { return r_; }
   int world() const override { return group.world(); }
-  void all_reduce(torch::Tensor& t, ReduceOp op) override {
-    auto all = group.exchange(r_, t);
+  bool collective() const override { return true; }
+  // Each collective completes before it returns (its handle is already done).
+  WorkHandle all_reduce_async(torch::Tensor& t, ReduceOp op) override {
+    t.copy_(reduce(group.exchange(r_, t), op));
+    return std::make_shared<DoneWork>();
+  }
+  WorkHandle reduce_scatter_async(torch::Tensor& out, const torch::Tensor& in, ReduceOp op) override {
+    out.copy_(reduce(group.exchange(r_, in), op).chunk(world(), 0)[static_cast<size_t>(r_)]);
+    return std::make_shared<DoneWork>();
+  }
+  WorkHandle all_gather_async(torch::Tensor& out, const torch::Tensor& in) override {
+    out.copy_(torch::cat(group.exchange(r_, in), 0));
+    return std::make_shared<DoneWork>();
+  }
+  WorkHandle broadcast_async(torch::Tensor& t, int root) override {
+    t.copy_(group.exchange(r_, t)[static_cast<size_t>(root)]);
+    return std::make_shared<DoneWork>();
+  }
+  void barrier() override { group.barrier(); }
+  ThreadGroup& group;
+  int r_;
+
+ private:
+  // The ranks' tensors reduced in rank order, so every rank gets the same bits.
+  static torch::Tensor reduce(const std::vector<torch::Tensor>& all, ReduceOp op) {
     auto acc = all[0];
     for (size_t i = 1; i < all.size(); ++i) {
       if (op == ReduceOp::Max) acc = torch::maximum(acc, all[i]);
       else if (op == ReduceOp::Min) acc = torch::minimum(acc, all[i]);
       else acc = acc + all[i];
     }
-    if (op == ReduceOp::Avg) acc = acc / static_cast<double>(all.size());
-    t.copy_(acc);
+    return op == ReduceOp::Avg ? acc / static_cast<double>(all.size()) : acc;
   }
-  void broadcast(torch::Tensor& t, int root) override { t.copy_(group.exchange(r_, t)[static_cast<size_t>(root)]); }
-  void all_gather(std::vector<torch::Tensor>& out, const torch::Tensor& in) override { out = group.exchange(r_, in); }
-  void barrier() override { group.barrier(); }
-  ThreadGroup& group;
-  int r_;
 };
 
 // Runs fn(rank, comm) on `world` threads and waits for all of them.
