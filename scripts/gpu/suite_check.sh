@@ -9,7 +9,7 @@ RESULT=${1:?usage: suite_check.sh OUT_DIR}
 mkdir -p "$RESULT"
 START=$(date +%s)
 export PATH="$PWD/.gpu/prefix/usr/bin:$PATH" LD_LIBRARY_PATH="$PWD/.gpu/prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-NINJA_FLAGS="-k 0" TARGETS="${TARGETS:-all}" bash scripts/gpu/build.sh > "$RESULT/build.log" 2>&1
+NINJA_FLAGS="-k 0" TARGETS="${TARGETS:-all}" timeout "${BUILD_SECONDS:-330}" bash scripts/gpu/build.sh > "$RESULT/build.log" 2>&1
 echo "build rc $? after $(( $(date +%s) - START )) s"
 grep -E "error|FAILED" "$RESULT/build.log" | head -60
 [ -x build-gpu/bin/pgolf_tests ] || { echo "no pgolf_tests"; exit 1; }
