@@ -59,7 +59,7 @@ say "tokenized: $(tail -1 "$WORK/tokenize.log")"
 # One pgolf run: NAME RECIPE [--set ...]; the GPU memory is sampled while it runs (its peak in NAME.mem).
 common=(--set "data.train=$DS/fineweb_train_*.bin" --set "data.val=$DS/fineweb_val_*.bin" --set "data.tokenizer=$TOK"
   --set 'eval.byte_counter={"name":"lut"}' --set train.max_wallclock_seconds=0 --set train.val_every=0
-  --set 'train.hooks=[]' --set 'pipeline=[]' --set train.log_every=1)
+  --set 'train.hooks=[]' --set 'pipeline=[]' --set train.log_every=1 --set model.fused_kernels=true)
 run_pgolf() {
   local name=$1 recipe=$2
   shift 2
