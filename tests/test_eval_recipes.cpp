@@ -52,7 +52,10 @@ void eval_path(const std::string& seed, const std::vector<std::string>& stage_se
                                "train.warmup_steps=0", "train.warmup_looped_steps=0", "eval.batch_tokens=1024",
                                "train.threads=1", "'eval.byte_counter={\"name\":\"lut\"}'"})
     args += " --set " + s;
-  for (const auto& s : stage_sets) args += " --set " + s;
+  // "T." in a stage key stands for the index of the recipe's TTT stage (its last), wherever calibrate puts it.
+  const Json raw = Json::parse(read_file(kSrc + "/recipes/" + seed + ".json"));
+  const std::string ttt = "pipeline." + std::to_string(raw["pipeline"].size() - 1) + ".";
+  for (const auto& s : stage_sets) args += " --set " + (s.rfind("T.", 0) == 0 ? ttt + s.substr(2) : s);
   auto r = testing::run_command("cd " + kSrc + " && " + std::string(PGOLF_BIN_DIR) + "/trainer " + args + " --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.out;
   const Json s = Json::parse(read_file((out / "summary.json").string()));
@@ -66,12 +69,12 @@ void eval_path(const std::string& seed, const std::vector<std::string>& stage_se
   fs::remove_all(out);
 }
 
-const std::vector<std::string> kChunked = {"pipeline.8.evaluator.chunk_tokens=512", "pipeline.8.evaluator.train_seq_len=128",
-                                           "pipeline.8.evaluator.train_batch=2", "pipeline.8.evaluator.epochs=1"};
+const std::vector<std::string> kChunked = {"T.evaluator.chunk_tokens=512", "T.evaluator.train_seq_len=128",
+                                           "T.evaluator.train_batch=2", "T.evaluator.epochs=1"};
 const std::vector<std::string> kPhased = {
-    "pipeline.7.evaluator.rank=4",           "pipeline.7.evaluator.doc_batch=4",   "pipeline.7.evaluator.context=128",
-    "pipeline.7.evaluator.prefix_docs=6",    "pipeline.7.evaluator.sgd_chunk_tokens=256",
-    "pipeline.7.evaluator.sgd_seq_len=64",   "pipeline.7.evaluator.sgd_batch=2"};
+    "T.evaluator.rank=4",           "T.evaluator.doc_batch=4",   "T.evaluator.context=128",
+    "T.evaluator.prefix_docs=6",    "T.evaluator.sgd_chunk_tokens=256",
+    "T.evaluator.sgd_seq_len=64",   "T.evaluator.sgd_batch=2"};
 
 TEST(EvalRecipes, Pr1755SlidingThenChunkedTtt) { eval_path("pr1755", kChunked, {"pre_quant", "quantized", "sliding", "ttt"}); }
 TEST(EvalRecipes, Pr461SlidingThenChunkedTtt) {
