@@ -8,7 +8,7 @@ JOBS  ?= $(shell nproc)
 RECIPE ?= recipes/default.json
 CMAKE_GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: setup configure build data run test clean
+.PHONY: setup configure build data run test test-bundle clean
 
 setup:
 	@bash scripts/setup.sh
@@ -32,7 +32,12 @@ run: data
 	else exit $$rc; fi
 
 test: data
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1200
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1200 -LE bundle
+
+# The exported minimal code bundle of the default recipe, built on its own and trained 2 steps (a full -O0
+# compile of the bundle: 15-20 minutes on 2 cores, so not part of `make test`).
+test-bundle: data
+	@cd $(BUILD) && ctest --output-on-failure -L bundle
 
 clean:
 	rm -rf $(BUILD)
