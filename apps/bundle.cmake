@@ -34,3 +34,9 @@ endif()
 target_compile_definitions(trainer PRIVATE PGOLF_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 target_precompile_headers(trainer PRIVATE <torch/torch.h> <nlohmann/json.hpp>)
 set_target_properties(trainer PROPERTIES ENABLE_EXPORTS ON)
+# Gloo's headers (libgloo-dev), as framework/CMakeLists.txt: the CPU collectives, when present.
+find_path(PGOLF_GLOO_INCLUDE_DIR gloo/context.h)
+if(PGOLF_GLOO_INCLUDE_DIR)
+  set_source_files_properties(framework/c10d_communicator.cpp PROPERTIES COMPILE_DEFINITIONS PGOLF_WITH_GLOO=1
+                              SKIP_PRECOMPILE_HEADERS ON)
+endif()
