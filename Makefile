@@ -1,7 +1,7 @@
 # pgolf — the two commands:
 #   make run    set up, build, prepare the default data, train recipes/default.json on the CPU, and write
 #               its loss-curve PNG into the run directory (RUN_DIR=... to choose it)
-#   make test   set up, build, prepare the default data, run the whole test suite through ctest
+#   make test   set up, build, prepare the default data, run the test suite through ctest (make test-bundle: the bundle build)
 # `make build` does the set-up and build alone (binaries in build/bin/).
 BUILD ?= build
 JOBS  ?= $(shell nproc)
