@@ -158,6 +158,10 @@ std::vector<std::string> bundle_files(const Json& recipe, const std::string& key
     const std::string rel = "framework/" + f.path().filename().string(), ext = f.path().extension().string();
     if ((ext == ".h" || ext == ".cpp") && !registering.count(rel)) seeds.push_back(rel);
   }
+  // The fused ops' CPU forms (kernels/*.cpp): the models call them through kernels/ops.h, whose functions
+  // live in one file per op rather than in ops.cpp.
+  for (const auto& f : fs::directory_iterator(root_dir() / "kernels"))
+    if (f.path().extension() == ".cpp") seeds.push_back("kernels/" + f.path().filename().string());
   seeds.insert(seeds.end(), wanted.begin(), wanted.end());
   std::set<std::string> files;
   for (const auto& s : seeds) {
