@@ -241,10 +241,7 @@ Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto need = [&]() -> std::string {
-      if (i + 1 >= argc) throw InputError(a + " needs a value");
-      return argv[++i];
-    };
+    auto need = [&] { return pgolf::runs::flag_value(argc, argv, i); };
     if (a == "--csv") o.csv = true;
     else if (a == "--baseline") o.baseline = need();
     else if (a == "--unit") o.unit = need();

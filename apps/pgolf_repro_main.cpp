@@ -79,10 +79,7 @@ Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto need = [&]() -> std::string {
-      if (i + 1 >= argc) throw InputError(a + " needs a value");
-      return argv[++i];
-    };
+    auto need = [&] { return pgolf::runs::flag_value(argc, argv, i); };
     if (a == "--recipe") o.recipe = need();
     else if (a == "--seeds") o.seeds = parse_seeds(need());
     else if (a == "--out") o.out = need();

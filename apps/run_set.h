@@ -18,6 +18,12 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// argv[i + 1], the value of the flag argv[i] (advancing i past it); InputError when it is missing.
+inline std::string flag_value(int argc, char** argv, int& i) {
+  if (i + 1 >= argc) throw InputError(std::string(argv[i]) + " needs a value");
+  return argv[++i];
+}
+
 struct RunInfo {
   std::string dir;
   std::string recipe_file;  // summary.json "recipe": the file named on the trainer's command line
