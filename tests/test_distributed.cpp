@@ -123,6 +123,8 @@ std::shared_ptr<Optimizer> muon(std::vector<NamedParam> params, Communicator* co
 }
 
 // Five 6x4 matrices (one batch, split 2/2/1 over three ranks), one 3x5 matrix alone, one bank of 4 3x3 slices.
+// Drawn once, from the calling thread: rank threads drawing from the global generator at once get each
+// other's numbers, so each rank takes a deep copy instead (fresh_copy).
 std::vector<NamedParam> muon_params() {
   std::vector<NamedParam> out;
   torch::manual_seed(7);
@@ -136,15 +138,25 @@ std::vector<NamedParam> muon_params() {
   return out;
 }
 
+std::vector<NamedParam> fresh_copy(const std::vector<NamedParam>& from) {
+  std::vector<NamedParam> out;
+  for (const auto& p : from) {
+    out.push_back({p.name, p.param.detach().clone().requires_grad_()});
+    out.back().param.mutable_grad() = p.param.grad().clone();
+  }
+  return out;
+}
+
 TEST(Distributed, ShardedMuonEqualsTheSingleProcessUpdate) {
   for (const bool row_normalize : {false, true}) {
-    auto want = muon_params();
+    const auto initial = muon_params();
+    auto want = fresh_copy(initial);
     LocalCommunicator local;
     auto opt = muon(want, &local, row_normalize);
     for (int step = 0; step < 2; ++step) opt->step(1.0, step);
     for (const int world : {2, 3}) {
       on_ranks(world, [&](int r, Communicator& c) {
-        auto got = muon_params();
+        auto got = fresh_copy(initial);
         auto sharded = muon(got, &c, row_normalize);
         for (int step = 0; step < 2; ++step) sharded->step(1.0, step);
         for (size_t i = 0; i < got.size(); ++i)
