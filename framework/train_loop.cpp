@@ -1,6 +1,7 @@
 #include "framework/train_loop.h"
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdlib>
 
@@ -73,6 +74,8 @@ TrainLoop::TrainLoop(Run& run, RunDir& dir, TrainStep& step, Checkpointer& check
   budget_ms_ = training_budget_ms(train);
   const char* inject = std::getenv("PGOLF_INJECT_NAN_AT_STEP");  // fault injection for the guard's tests
   inject_nan_at_ = inject ? std::atoll(inject) : -1;
+  const char* kill = std::getenv("PGOLF_INJECT_KILL_AFTER_STEP");  // the resume tests' SIGKILL at a known step
+  inject_kill_after_ = kill ? std::atoll(kill) : -1;
 }
 
 void TrainLoop::run(LoopState& st) {
@@ -122,6 +125,7 @@ void TrainLoop::run(LoopState& st) {
       clock.pause();
       interrupt(st, vote.signal);
     }
+    if (st.step == inject_kill_after_) std::raise(SIGKILL);
   }
   if (st.stop_after >= 0 && st.step < iterations_)
     log::info(strf("stopped at the wallclock cap: step %lld/%lld train_time %.0fms", (long long)st.step,

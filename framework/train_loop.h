@@ -41,7 +41,7 @@ class TrainLoop {
   NonFiniteGuard guard_;
   std::string profile_path_;
   std::unique_ptr<StepProfiler> profiler_;
-  int64_t iterations_, log_every_, val_every_, nan_check_every_, inject_nan_at_;
+  int64_t iterations_, log_every_, val_every_, nan_check_every_, inject_nan_at_, inject_kill_after_;
   int64_t stuck_steps_, stuck_since_ = -1;  // train.stuck_loss_steps; first logged step of the current stretch at ln(vocab)
   bool stuck_warned_ = false;
   double budget_ms_;

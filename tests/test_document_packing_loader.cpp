@@ -3,12 +3,12 @@
 // cu_seqlens (BOS positions, documents cut into pieces of at most seq_len, padding with the end value).
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 
 #include <filesystem>
 
 #include "framework/loader.h"
 #include "framework/shard.h"
+#include "tests/test_support.h"
 
 namespace pgolf {
 
@@ -26,17 +26,16 @@ Ints values(const torch::Tensor& t) {
 }
 
 struct Shards {
-  fs::path dir = fs::temp_directory_path() / ("pgolf_docpack_" + std::to_string(::getpid()));
+  testing::TempDir tmp{"docpack"};
+  fs::path dir = tmp.path;
   std::vector<std::string> files;
   Shards() {
-    fs::create_directories(dir);
     // Shard A: first BOS at 2. Shard B: first BOS at 3.
     files.push_back((dir / "train_000000.bin").string());
     write_shard(files[0], {5, 5, 1, 10, 11, 12, 1, 20, 21, 22, 23, 24, 25, 1, 30, 31, 32, 33});
     files.push_back((dir / "train_000001.bin").string());
     write_shard(files[1], {7, 7, 7, 1, 40, 41, 42, 43, 44, 45, 1, 50});
   }
-  ~Shards() { fs::remove_all(dir); }
 };
 
 std::shared_ptr<TrainLoader> loader(const std::vector<std::string>& files, int rank, int world, int64_t pad = 8) {

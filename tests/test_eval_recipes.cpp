@@ -41,8 +41,8 @@ TEST(EvalRecipes, Pr461FreezesBlocksZeroOneAndTheirCores) {
 // The tiny run: the recipe's own pipeline, its TTT stage shrunk to the 2048 validation tokens.
 void eval_path(const std::string& seed, const std::vector<std::string>& stage_sets, const std::vector<std::string>& labels) {
   ASSERT_TRUE(fs::exists(kSrc + "/data/default/READY")) << "the default data is missing: run `make data` first";
-  const fs::path out = fs::temp_directory_path() / ("pgolf_evalpath_" + seed + "_" + std::to_string(::getpid()));
-  fs::remove_all(out);
+  const testing::TempDir tmp("evalpath_" + seed);
+  const fs::path out = tmp.file("run");
   std::string args = "--recipe recipes/" + seed + ".json";
   for (const std::string& s : {"model.dim=32", "model.heads=4", "model.kv_heads=2", "model.attention.rope_dims=4",
                                "model.vocab_size=1024", "data.train=data/default/default_train_*.bin",
@@ -66,7 +66,6 @@ void eval_path(const std::string& seed, const std::vector<std::string>& stage_se
     ASSERT_TRUE(s["eval_seconds"].contains(l)) << s.dump();
   }
   EXPECT_EQ(s["val_bpb"], s[labels.back() + "_val_bpb"]) << "the headline is the last stage's";
-  fs::remove_all(out);
 }
 
 const std::vector<std::string> kChunked = {"T.evaluator.chunk_tokens=512", "T.evaluator.train_seq_len=128",

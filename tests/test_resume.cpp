@@ -5,8 +5,8 @@
 //    travel in the checkpoint);
 //  - resume refuses what would not continue the same run: unsafe overrides, an edited recipe.json, a
 //    damaged checkpoint, another world size, a finished run, a run without a checkpoint;
-//  - a NaN loss stops the run naming the step and the last good checkpoint, which predates the NaN;
-//  - clipping local gradients before averaging equals global clipping with one process.
+//  - a NaN loss stops the run naming the step and the last good checkpoint, which predates the NaN.
+//  (Local against global clipping: test_data_parallel.cpp, with one process and with two ranks.)
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -14,11 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "framework/checkpoint.h"
 #include "framework/io.h"
@@ -61,12 +59,17 @@ std::vector<std::string> split_args(const std::string& s) {
   return out;
 }
 
-// Starts the trainer in the source tree with its output in `log`; returns the child's pid.
-pid_t spawn(const std::string& args, const std::string& log) {
+// Runs the trainer in the source tree with its output in `log` and `env` ("NAME=value") added to the
+// environment; returns how it ended (waitpid's status).
+int run_logged(const std::string& args, const std::string& log, const std::string& env) {
   std::vector<std::string> words = split_args(args);
   std::vector<char*> argv{const_cast<char*>(kTrainer.c_str())};
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  envp.push_back(const_cast<char*>(env.c_str()));
+  envp.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {  // only async-signal-safe calls until exec
     if (chdir(kSrc.c_str()) != 0) _exit(126);
@@ -74,10 +77,19 @@ pid_t spawn(const std::string& args, const std::string& log) {
     if (fd < 0) _exit(126);
     dup2(fd, 1);
     dup2(fd, 2);
-    execv(kTrainer.c_str(), argv.data());
+    execve(kTrainer.c_str(), argv.data(), envp.data());
     _exit(127);
   }
-  return pid;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+// The trainer SIGKILLs itself right after step `step` (PGOLF_INJECT_KILL_AFTER_STEP): the kill lands at a
+// known step, never racing the next checkpoint.
+bool killed_after(const std::string& args, const std::string& log, int64_t step) {
+  const int status = run_logged(args, log, "PGOLF_INJECT_KILL_AFTER_STEP=" + std::to_string(step));
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
 struct Record {
@@ -103,56 +115,20 @@ std::vector<Record> records(const std::string& dir) {
   return out;
 }
 
-int64_t last_train_step(const std::string& dir) {
-  int64_t last = 0;
-  std::ifstream in(dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line.back() != '}') break;  // a line being written
-    const Json j = Json::parse(line);
-    if (j["type"] == "train") last = j["step"];
-  }
-  return last;
-}
-
-// Waits until `dir` has logged step >= `step`, then SIGKILLs the child; false if it ended before.
-bool kill_after(pid_t pid, const std::string& dir, int64_t step) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < give_up) {
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) return false;
-    if (last_train_step(dir) >= step) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  return false;
-}
-
-std::string temp_dir(const std::string& tag) {
-  auto d = fs::temp_directory_path() / ("pgolf_resume_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
-
 bool default_data_ready() { return fs::exists(kSrc + "/data/default/READY"); }
 
 const std::string kAveraging = "--set 'train.hooks=[{\"name\":\"ema\",\"decay\":0.9},{\"name\":\"late_qat\",\"scale_below\":0.3}]' ";
 
 TEST(Resume, KilledTwiceAndResumedReproducesTheUninterruptedRunBitForBit) {
   ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";
-  const std::string a = temp_dir("a"), b = temp_dir("b");
+  const testing::TempDir tmp("resume");
+  const std::string a = tmp.file("a"), b = tmp.file("b");
   auto full = run(kQuick + kAveraging + "--out " + a);
   ASSERT_EQ(full.code, 0) << full.out;
 
-  const pid_t first = spawn(kQuick + kAveraging + "--set train.warmup_steps=2 --out " + b, b + ".log1");
-  ASSERT_TRUE(kill_after(first, b, 12)) << read_file(b + ".log1");  // checkpoint 10 exists, 11-12 are lost
-  const pid_t second = spawn("--resume " + b, b + ".log2");
-  ASSERT_TRUE(kill_after(second, b, 27)) << read_file(b + ".log2");  // past the evaluation at 20
+  ASSERT_TRUE(killed_after(kQuick + kAveraging + "--set train.warmup_steps=2 --out " + b, b + ".log1", 12))
+      << read_file(b + ".log1");  // checkpoint 10 exists, 11-12 are lost
+  ASSERT_TRUE(killed_after("--resume " + b, b + ".log2", 27)) << read_file(b + ".log2");  // past the evaluation at 20
   auto last = run("--resume " + b);
   ASSERT_EQ(last.code, 0) << last.out;
   EXPECT_NE(last.out.find("resumed from " + b + "/checkpoint.bin at step 25/40"), std::string::npos) << last.out;
@@ -174,15 +150,12 @@ TEST(Resume, KilledTwiceAndResumedReproducesTheUninterruptedRunBitForBit) {
   EXPECT_EQ(sb["steps"], 40);
   for (const auto& e : fs::directory_iterator(b))
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
-  fs::remove_all(a);
-  fs::remove_all(b);
-  fs::remove(b + ".log1");
-  fs::remove(b + ".log2");
 }
 
 TEST(Resume, RefusesWhatWouldNotContinueTheSameRun) {
   ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";
-  const std::string d = temp_dir("refuse");
+  const testing::TempDir tmp("resume_refuse");
+  const std::string d = tmp.file("run");
   auto first = run(kQuick + "--set train.iterations=10 --set train.val_every=0 --out " + d);
   ASSERT_EQ(first.code, 0) << first.out;
   auto refused = [&](const std::string& args, int code, const std::string& expect) {
@@ -224,12 +197,12 @@ TEST(Resume, RefusesWhatWouldNotContinueTheSameRun) {
   ASSERT_EQ(ok.code, 0) << ok.out;
   EXPECT_TRUE(fs::exists(d + "/summary.json"));
   EXPECT_EQ(Json::parse(read_file(d + "/recipe.json"))["train"]["log_every"], 2);  // what the resumed part used
-  fs::remove_all(d);
 }
 
 TEST(Guard, NanLossStopsTheRunNamingTheStepAndTheLastGoodCheckpoint) {
   ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";
-  const std::string d = temp_dir("nan");
+  const testing::TempDir tmp("resume_nan");
+  const std::string d = tmp.file("run");
   // Checked only at checkpoints (every 5) and logs (steps 1-10, then every 100): step 12's NaN is noticed at 15.
   auto r = run(kQuick + "--set train.log_every=100 --set train.nan_check_every=0 --out " + d, "PGOLF_INJECT_NAN_AT_STEP=12");
   EXPECT_EQ(r.code, 1) << r.out;
@@ -241,20 +214,6 @@ TEST(Guard, NanLossStopsTheRunNamingTheStepAndTheLastGoodCheckpoint) {
   read_checkpoint(d + "/checkpoint.bin", &meta);
   EXPECT_EQ(meta["step"], 10);  // the diverged state was never written
   EXPECT_FALSE(fs::exists(d + "/summary.json"));
-  fs::remove_all(d);
-}
-
-TEST(GradClip, LocalClippingEqualsGlobalWithOneProcess) {
-  ASSERT_TRUE(default_data_ready()) << "the default data is missing: run `make data` first";
-  const std::string g = temp_dir("clip_g"), l = temp_dir("clip_l"), n = temp_dir("clip_n");
-  const std::string args = kQuick + "--set train.iterations=6 --set train.val_every=0 --set train.checkpoint_every=0 "
-                                    "--set optim.grad_clip_norm=0.3 ";
-  ASSERT_EQ(run(args + "--out " + g).code, 0);
-  ASSERT_EQ(run(args + "--set optim.grad_clip_local=true --out " + l).code, 0);
-  ASSERT_EQ(run(args + "--set optim.grad_clip_norm=0 --out " + n).code, 0);
-  EXPECT_TRUE(records(g) == records(l));
-  EXPECT_FALSE(records(g) == records(n)) << "clipping at 0.3 changed nothing; the comparison proves nothing";
-  for (const auto& d : {g, l, n}) fs::remove_all(d);
 }
 
 }  // namespace

@@ -146,8 +146,8 @@ testing::CommandResult run_trainer(const std::string& args) {
 
 void short_train(const std::string& seed, const std::string& extra = "") {
   ASSERT_TRUE(fs::exists(kSrc + "/data/default/READY")) << "the default data is missing: run `make data` first";
-  const fs::path out = fs::temp_directory_path() / ("pgolf_seed_" + seed + "_" + std::to_string(::getpid()));
-  fs::remove_all(out);
+  const testing::TempDir tmp("seed_" + seed);
+  const fs::path out = tmp.file("run");
   std::string args = "--recipe recipes/" + seed + ".json";
   for (const char* s : {"model.dim=32", "model.heads=4", "model.kv_heads=2", "model.attention.rope_dims=4",
                         "model.vocab_size=1024", "data.train=data/default/default_train_*.bin",
@@ -165,7 +165,6 @@ void short_train(const std::string& seed, const std::string& extra = "") {
   EXPECT_EQ(summary["steps"].get<int64_t>(), 6);
   EXPECT_TRUE(std::isfinite(summary["final_train_loss"].get<double>())) << summary.dump();
   EXPECT_TRUE(std::isfinite(summary["val_bpb"].get<double>())) << summary.dump();
-  fs::remove_all(out);
 }
 
 // Each run passes the loop activation (fraction 0.35 of 6 steps) mid-way, so both phases train.
