@@ -89,14 +89,23 @@ int launch_local(int nproc, const std::string& exe, const std::vector<std::strin
   std::vector<pid_t> pids;
   for (int r = 0; r < nproc; ++r) pids.push_back(start_worker(r, nproc, port, exe, args));
   int running = nproc, code = 0, failed = -1, forwarded = 0;
+  const char* grace = std::getenv("PGOLF_LAUNCH_GRACE_SECONDS");  // SIGTERM -> SIGKILL after a rank failed
+  const int grace_seconds = grace ? std::atoi(grace) : 10;
   std::chrono::steady_clock::time_point kill_at = std::chrono::steady_clock::time_point::max();
   while (running > 0) {
     if (g_count != forwarded) {  // each signal the launcher gets goes to every live worker (a second one kills)
       forwarded = g_count;
       for (pid_t p : pids) if (p > 0) ::kill(p, g_signal);
     }
-    if (std::chrono::steady_clock::now() >= kill_at)
-      for (pid_t p : pids) if (p > 0) ::kill(p, SIGKILL);
+    if (std::chrono::steady_clock::now() >= kill_at) {  // a rank that ignores SIGTERM is hung or stopped
+      for (int r = 0; r < nproc; ++r)
+        if (pids[r] > 0) {
+          log::error(strf("trainer --nproc %d: rank %d did not stop within %d s of SIGTERM (hung or stopped); killing it",
+                          nproc, r, grace_seconds));
+          ::kill(pids[r], SIGKILL);
+        }
+      kill_at = std::chrono::steady_clock::time_point::max();
+    }
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid < 0 && errno != EINTR) break;
@@ -115,8 +124,7 @@ int launch_local(int nproc, const std::string& exe, const std::vector<std::strin
     if (forwarded) continue;  // the workers were asked to stop: each checkpoints and exits on its own
     log::error(strf("trainer --nproc %d: rank %d %s; stopping the other ranks", nproc, rank, how_it_ended(status).c_str()));
     for (pid_t p : pids) if (p > 0) ::kill(p, SIGTERM);
-    const char* grace = std::getenv("PGOLF_LAUNCH_GRACE_SECONDS");
-    kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(grace ? std::atoi(grace) : 10);
+    kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(grace_seconds);
   }
   return code;
 }

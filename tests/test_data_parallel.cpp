@@ -3,7 +3,9 @@
 //  - 2 and 3 ranks with the same global batch reproduce the 1-process per-step losses (fp32 reduction order
 //    only: the gradient mean is summed in another order, tolerance kLossTolerance);
 //  - evaluation totals are the same at every world size;
-//  - a killed rank ends the run non-zero, the launcher naming the rank;
+//  - global clipping at 2 ranks equals one process, local clipping clips each rank's own gradient;
+//  - a killed rank ends the run non-zero, the launcher naming the rank; a hung (stopped) rank too, within the
+//    communicator's timeout, the surviving rank naming itself and the launcher the hung one;
 //  - SIGTERM finishes the step, writes a checkpoint (checkpoint_every 0), exits 143 with the resume command,
 //    and the resumed run is bit-identical to an uninterrupted one (1 process, and 2 ranks); SIGINT exits 130;
 //    a resume with another world size is refused.
@@ -64,10 +66,10 @@ struct Dir : testing::TempDir {
   explicit Dir(const std::string& tag) : TempDir("dp_" + tag) { fs::remove_all(path); }  // the run makes it
 };
 
-// Starts the trainer (shell words in `args`) with its output in `log`; returns the pid.
-pid_t spawn(const std::string& args, const std::string& log) {
-  const std::string cmd = "cd " + kSrc + " && OMP_NUM_THREADS=1 PGOLF_COMM_TIMEOUT_SECONDS=30 exec " + kTrainer + " " +
-                          args + " >" + log + " 2>&1";
+// Starts the trainer (shell words in `args`, environment words in `env`) with its output in `log`; returns the pid.
+pid_t spawn_with(const std::string& env, const std::string& args, const std::string& log) {
+  const std::string cmd = "cd " + kSrc + " && OMP_NUM_THREADS=1 PGOLF_COMM_TIMEOUT_SECONDS=30 " + env + " exec " + kTrainer +
+                          " " + args + " >" + log + " 2>&1";
   const pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -75,6 +77,8 @@ pid_t spawn(const std::string& args, const std::string& log) {
   }
   return pid;
 }
+
+pid_t spawn(const std::string& args, const std::string& log) { return spawn_with("", args, log); }
 
 // Waits until `dir` logged step >= `step` (false when the process ended first).
 bool wait_for_step(pid_t pid, const std::string& dir, int64_t step) {
@@ -119,6 +123,34 @@ TEST(DataParallel, TwoAndThreeRanksReproduceTheOneProcessLosses) {
   EXPECT_FALSE(fs::exists(one.path + "/rank1.log"));
 }
 
+// Clipping: with one process local and global clipping are the same thing; with two ranks global clipping
+// (the norm of the averaged gradient) reproduces one process, and local clipping (each rank clips its own
+// gradient before the average, #1855's order) does not. The clip at 0.3 bites at every step (unclipped
+// norms ~1-3), so a reducer that clipped before averaging, or not at all, fails one of the three.
+TEST(DataParallel, GlobalClippingMatchesOneProcessLocalClippingIsPerRank) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  const std::string clip = "--set train.iterations=6 --set optim.grad_clip_norm=0.3 ";
+  const std::string local = "--set optim.grad_clip_local=true ";
+  Dir g1("clip_g1"), l1("clip_l1"), g2("clip_g2"), l2("clip_l2"), n1("clip_n1");
+  for (const auto& [args, dir] : std::vector<std::pair<std::string, std::string>>{
+           {kTiny + clip, g1.path}, {kTiny + clip + local, l1.path}, {"--nproc 2 " + kTiny + clip, g2.path},
+           {"--nproc 2 " + kTiny + clip + local, l2.path}, {kTiny + clip + "--set optim.grad_clip_norm=0 ", n1.path}}) {
+    auto r = trainer(args + "--out " + dir);
+    ASSERT_EQ(r.code, 0) << args << "\n" << r.out;
+  }
+  const auto a = losses(g1.path), b = losses(l1.path), c = losses(g2.path), d = losses(l2.path), n = losses(n1.path);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(d.size(), 6u);
+  EXPECT_EQ(a, b) << "one process: local and global clipping differ";
+  EXPECT_NE(a, n) << "clipping at 0.3 changed nothing; the comparisons prove nothing";
+  double local_gap = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(a[i].second, c[i].second, kLossTolerance) << "2 ranks, global clipping, step " << a[i].first;
+    local_gap = std::max(local_gap, std::abs(a[i].second - d[i].second));
+  }
+  EXPECT_GT(local_gap, 10 * kLossTolerance) << "2 ranks' local clipping equals global clipping";  // measured 6e-4
+}
+
 TEST(DataParallel, EvaluationTotalsAreTheSameAtEveryWorldSize) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   std::vector<Json> summaries;
@@ -149,6 +181,30 @@ TEST(DataParallel, AKilledRankEndsTheRunNonZeroNamingTheRank) {
   const std::string out = read_file(log);
   EXPECT_EQ(code, 128 + SIGKILL) << out;
   EXPECT_NE(out.find("rank 1 was killed by SIGKILL"), std::string::npos) << out;
+  fs::remove(log);
+}
+
+// A rank that hangs (SIGSTOP: alive, silent) must not hang the run: the other rank's collective times out
+// (PGOLF_COMM_TIMEOUT_SECONDS) and names itself, and the launcher kills the silent rank, naming it.
+TEST(DataParallel, AHungRankEndsTheRunNonZeroWithinTheTimeoutNamingBothRanks) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  Dir d("hang");
+  const std::string log = d.path + ".log";
+  const pid_t launcher = spawn_with("PGOLF_COMM_TIMEOUT_SECONDS=3 PGOLF_LAUNCH_GRACE_SECONDS=1",
+                                    "--nproc 2 " + kTiny + "--set train.iterations=100000 --out " + d.path, log);
+  ASSERT_TRUE(wait_for_step(launcher, d.path, 2)) << read_file(log);
+  std::smatch m;
+  const std::string rank_log = read_file(d.path + "/rank1.log");
+  ASSERT_TRUE(std::regex_search(rank_log, m, std::regex("pid (\\d+)"))) << rank_log;
+  const auto stopped_at = std::chrono::steady_clock::now();
+  kill(std::stoi(m[1]), SIGSTOP);
+  const int code = wait_exit(launcher);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count();
+  const std::string out = read_file(log);
+  EXPECT_NE(code, 0) << out;
+  EXPECT_LT(seconds, 60.0) << "3 s timeout + 1 s grace, yet the run took this long to end:\n" << out;
+  EXPECT_NE(out.find("on rank 0 of 2 failed"), std::string::npos) << out;
+  EXPECT_NE(out.find("rank 1 did not stop within 1 s of SIGTERM (hung or stopped); killing it"), std::string::npos) << out;
   fs::remove(log);
 }
 
