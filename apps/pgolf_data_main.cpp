@@ -472,7 +472,6 @@ class ShardWriter {
       off += take;
       if (static_cast<int64_t>(buf_.size()) == shard_tokens_) flush();
     }
-    total_ += static_cast<int64_t>(tokens.size());
   }
   void flush() {
     if (buf_.empty()) return;
@@ -485,14 +484,12 @@ class ShardWriter {
     buf_.clear();
   }
   const std::vector<std::string>& files() const { return files_; }
-  int64_t total() const { return total_; }
 
  private:
   std::string dir_, prefix_, split_;
   int64_t shard_tokens_;
   std::vector<uint16_t> buf_;
   int index_ = 0;
-  int64_t total_ = 0;
   std::vector<std::string> files_;
 };
 

@@ -78,6 +78,15 @@ KeySpec& Schema::add(KeySpec spec) {
   return keys_.back();
 }
 
+// A key of `type` with its default; the callers fill in what their type adds (range, choices, kind...).
+static KeySpec key_spec(const std::string& name, KeySpec::Type type, Json def) {
+  KeySpec k;
+  k.name = name;
+  k.type = type;
+  k.default_value = std::move(def);
+  return k;
+}
+
 const KeySpec* Schema::find(const std::string& name) const {
   for (const auto& k : keys_)
     if (k.name == name) return &k;
@@ -85,35 +94,35 @@ const KeySpec* Schema::find(const std::string& name) const {
 }
 
 Schema& Schema::integer(const std::string& name, int64_t def, double min, double max, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::Int, Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::Int, Json(def));
   k.min = min; k.max = max; k.help = help;
   add(std::move(k));
   return *this;
 }
 
 Schema& Schema::number(const std::string& name, double def, double min, double max, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::Float, Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::Float, Json(def));
   k.min = min; k.max = max; k.help = help;
   add(std::move(k));
   return *this;
 }
 
 Schema& Schema::boolean(const std::string& name, bool def, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::Bool, Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::Bool, Json(def));
   k.help = help;
   add(std::move(k));
   return *this;
 }
 
 Schema& Schema::string(const std::string& name, const std::string& def, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::String, Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::String, Json(def));
   k.help = help;
   add(std::move(k));
   return *this;
 }
 
 Schema& Schema::required_string(const std::string& name, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::String, Json()};
+  KeySpec k = key_spec(name, KeySpec::Type::String, Json());
   k.help = help; k.required = true;
   add(std::move(k));
   return *this;
@@ -121,7 +130,7 @@ Schema& Schema::required_string(const std::string& name, const std::string& help
 
 Schema& Schema::choice(const std::string& name, const std::string& def, std::vector<std::string> choices,
                        const std::string& help) {
-  KeySpec k{name, KeySpec::Type::Choice, Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::Choice, Json(def));
   k.choices = std::move(choices); k.help = help;
   add(std::move(k));
   return *this;
@@ -129,28 +138,21 @@ Schema& Schema::choice(const std::string& name, const std::string& def, std::vec
 
 Schema& Schema::int_list(const std::string& name, std::vector<int64_t> def, double min, double max,
                          const std::string& help) {
-  KeySpec k{name, KeySpec::Type::IntList, Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::IntList, Json(def));
   k.min = min; k.max = max; k.help = help;
   add(std::move(k));
   return *this;
 }
 
-Schema& Schema::float_list(const std::string& name, std::vector<double> def, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::FloatList, Json(def)};
-  k.help = help;
-  add(std::move(k));
-  return *this;
-}
-
 Schema& Schema::string_list(const std::string& name, std::vector<std::string> def, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::StringList, Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::StringList, Json(def));
   k.help = help;
   add(std::move(k));
   return *this;
 }
 
 Schema& Schema::section(const std::string& name, Schema schema, const std::string& help) {
-  KeySpec k{name, KeySpec::Type::Section, Json()};
+  KeySpec k = key_spec(name, KeySpec::Type::Section, Json());
   k.section = std::make_shared<const Schema>(std::move(schema)); k.help = help;
   add(std::move(k));
   return *this;
@@ -158,14 +160,14 @@ Schema& Schema::section(const std::string& name, Schema schema, const std::strin
 
 Schema& Schema::component(const std::string& name, const std::string& kind, const std::string& def,
                           const std::string& help) {
-  KeySpec k{name, KeySpec::Type::Component, def.empty() ? Json() : Json(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::Component, def.empty() ? Json() : Json(def));
   k.kind = kind; k.help = help; k.required = def.empty();
   add(std::move(k));
   return *this;
 }
 
 Schema& Schema::component_list(const std::string& name, const std::string& kind, const std::string& help, Json def) {
-  KeySpec k{name, KeySpec::Type::ComponentList, std::move(def)};
+  KeySpec k = key_spec(name, KeySpec::Type::ComponentList, std::move(def));
   k.kind = kind; k.help = help;
   add(std::move(k));
   return *this;
@@ -235,12 +237,6 @@ Json Schema::validate(const Json& in, const std::string& path, const std::string
         out[k.name] = arr;
         break;
       }
-      case KeySpec::Type::FloatList:
-        if (!v.is_array()) fail("a list of numbers");
-        for (const auto& e : v)
-          if (!e.is_number()) fail("a list of numbers");
-        out[k.name] = v;
-        break;
       case KeySpec::Type::StringList:
         if (!v.is_array()) fail("a list of strings");
         for (const auto& e : v)
@@ -274,8 +270,6 @@ const Json& Config::at(const std::string& key) const {
   return value_.at(key);
 }
 
-bool Config::has(const std::string& key) const { return value_.is_object() && value_.contains(key); }
-
 int64_t Config::i(const std::string& key) const {
   const Json& v = at(key);
   int64_t x;
@@ -308,12 +302,6 @@ std::vector<int64_t> Config::ints(const std::string& key) const {
     if (!as_int(e, x)) throw ConfigError(key_path(key) + ": expected a list of integers");
     out.push_back(x);
   }
-  return out;
-}
-
-std::vector<double> Config::floats(const std::string& key) const {
-  std::vector<double> out;
-  for (const auto& e : at(key)) out.push_back(e.get<double>());
   return out;
 }
 

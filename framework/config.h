@@ -26,7 +26,7 @@ class ConfigError : public std::runtime_error {
 class Schema;
 
 struct KeySpec {
-  enum class Type { Int, Float, Bool, String, Choice, IntList, FloatList, StringList, Section, Component, ComponentList };
+  enum class Type { Int, Float, Bool, String, Choice, IntList, StringList, Section, Component, ComponentList };
   std::string name;
   Type type = Type::Int;
   Json default_value;                 // null for required keys and for sections/components
@@ -48,7 +48,6 @@ class Schema {
   Schema& choice(const std::string& name, const std::string& def, std::vector<std::string> choices,
                  const std::string& help);
   Schema& int_list(const std::string& name, std::vector<int64_t> def, double min, double max, const std::string& help);
-  Schema& float_list(const std::string& name, std::vector<double> def, const std::string& help);
   Schema& string_list(const std::string& name, std::vector<std::string> def, const std::string& help);
   // A nested object with keys of its own.
   Schema& section(const std::string& name, Schema schema, const std::string& help);
@@ -84,11 +83,9 @@ class Config {
   bool b(const std::string& key) const;
   std::string s(const std::string& key) const;
   std::vector<int64_t> ints(const std::string& key) const;
-  std::vector<double> floats(const std::string& key) const;
   std::vector<std::string> strings(const std::string& key) const;
   Config sub(const std::string& key) const;
   std::vector<Config> list(const std::string& key) const;
-  bool has(const std::string& key) const;
 
   // The registered name of a component section ("name" key).
   std::string name() const { return s("name"); }

@@ -47,27 +47,4 @@ std::string writable_path(const std::string& path) {
   return base == name || base.rfind(name + ".tmp.", 0) == 0 ? "/dev/full" : path;
 }
 
-std::string expand_env(const std::string& s) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
-      size_t end = s.find('}', i + 2);
-      if (end == std::string::npos) throw std::runtime_error("unterminated ${ in '" + s + "'");
-      std::string body = s.substr(i + 2, end - i - 2), name = body, def;
-      size_t d = body.find(":-");
-      if (d != std::string::npos) {
-        name = body.substr(0, d);
-        def = body.substr(d + 2);
-      }
-      const char* v = std::getenv(name.c_str());
-      out += (v && *v) ? std::string(v) : def;
-      i = end + 1;
-    } else {
-      out += s[i++];
-    }
-  }
-  return out;
-}
-
 }  // namespace pgolf

@@ -13,7 +13,5 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 // Where a write to `path` goes: `path` itself, or /dev/full when PGOLF_INJECT_WRITE_FAILURE names its file
 // name (fault injection for the tests of failed writes: every write to it fails with ENOSPC).
 std::string writable_path(const std::string& path);
-// Expands ${VAR} and ${VAR:-default} in a recipe string.
-std::string expand_env(const std::string& s);
 
 }  // namespace pgolf

@@ -120,7 +120,6 @@ class Registry {
     return it->second(cfg, std::forward<Args>(args)...);
   }
 
-  bool has(const std::string& name) const { return factories_.count(name) != 0; }
   static const char* kind() { return Base::kKind; }
 
  private:

@@ -62,8 +62,6 @@ class Swa : public TrainingHook {
     count_ = meta.at("count").get<int64_t>();
   }
 
-  int64_t count() const { return count_; }
-
  private:
   double scale_below_;
   int64_t every_;
