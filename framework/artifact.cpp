@@ -10,6 +10,30 @@ constexpr ArchiveFormat kQuantizedState = {{'P', 'G', 'Q', 'S'}, "quantized-stat
                                            "was it decompressed with the compressor that wrote it?"};
 }  // namespace
 
+namespace {
+const std::vector<std::pair<torch::ScalarType, const char*>>& dtype_names() {
+  static const std::vector<std::pair<torch::ScalarType, const char*>> names = {
+      {torch::kFloat32, "float32"}, {torch::kFloat16, "float16"}, {torch::kBFloat16, "bfloat16"},
+      {torch::kFloat64, "float64"}, {torch::kInt8, "int8"},       {torch::kUInt8, "uint8"},
+      {torch::kInt16, "int16"},     {torch::kInt32, "int32"},     {torch::kInt64, "int64"},
+      {torch::kBool, "bool"}};
+  return names;
+}
+}  // namespace
+
+std::string dtype_name(torch::ScalarType t, const std::string& tensor, const std::string& who) {
+  for (const auto& [dt, n] : dtype_names())
+    if (dt == t) return n;
+  throw std::runtime_error(who + " quantize: tensor '" + tensor + "' has dtype " + c10::toString(t) +
+                           ", which the artifact cannot hold");
+}
+
+torch::ScalarType dtype_from_name(const std::string& name, const std::string& tensor, const std::string& who) {
+  for (const auto& [dt, n] : dtype_names())
+    if (name == n) return dt;
+  throw std::runtime_error(who + " dequantize: meta of '" + tensor + "' names unknown dtype '" + name + "'");
+}
+
 QuantizedState Quantizer::quantize_state(const NamedTensors& state) const {
   static const std::map<std::string, torch::Tensor> no_hessians;
   LocalCommunicator local;

@@ -74,6 +74,11 @@ struct Compressor {
 };
 using CompressorRegistry = Registry<Compressor>;
 
+// The one table of the dtype names artifact meta uses ("float32", "bfloat16", "int8", ...); `who` (the quantiser)
+// and the tensor's name go into the message when a dtype has no name or a name no dtype.
+std::string dtype_name(torch::ScalarType t, const std::string& tensor, const std::string& who);
+torch::ScalarType dtype_from_name(const std::string& name, const std::string& tensor, const std::string& who);
+
 // A deterministic container for a QuantizedState (same input -> same bytes).
 std::string serialize_state(const QuantizedState& q);
 QuantizedState deserialize_state(const std::string& bytes, const std::string& what);

@@ -113,7 +113,7 @@ class DocumentPackingLoader : public TrainLoader {
 
 Schema schema() {
   Schema s;
-  s.integer("bos_id", 1, 0, 65535, "the token that starts every document")
+  s.integer("bos_id", kBosId, 0, 65535, "the token that starts every document")
       .integer("cu_seqlens_pad", 64, 1, 1 << 20, "pad cu_seqlens with its end value to a multiple of this many entries");
   return s;
 }

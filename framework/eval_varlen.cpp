@@ -4,6 +4,7 @@
 // tokens, the array padded with the row length to a multiple of `cu_seqlens_pad` entries.
 #include "framework/eval.h"
 #include "framework/loader.h"
+#include "framework/shard.h"
 
 namespace pgolf {
 namespace {
@@ -46,7 +47,7 @@ class VarlenEvaluator : public Evaluator {
 
 Schema schema() {
   return Schema()
-      .integer("bos_id", 1, 0, 65535, "the token that starts every document")
+      .integer("bos_id", kBosId, 0, 65535, "the token that starts every document")
       .integer("cu_seqlens_pad", 64, 1, 1 << 20, "pad cu_seqlens with the row length to a multiple of this many entries")
       .integer("max_doc_len", 0, 0, 1 << 20, "cut documents into segments of at most this many tokens (0 = data.seq_len)");
 }

@@ -13,6 +13,9 @@ namespace pgolf {
 constexpr int32_t kShardMagic = 20240520;
 constexpr int32_t kShardVersion = 1;
 constexpr int64_t kShardHeaderBytes = 256 * 4;
+// The token that starts every document in a shard (SentencePiece's <s> as pgolf-data trains it); the one
+// document boundary: shards hold no EOS.
+constexpr int64_t kBosId = 1;
 
 // A read-only memory-mapped shard. Throws std::runtime_error naming the file and what is wrong
 // (missing, truncated, foreign magic or version, size not matching the header).

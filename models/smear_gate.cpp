@@ -6,6 +6,7 @@
 //                        before the embedding norm; w is the 1×window `smear_gate` linear layer.
 #include "models/components.h"
 #include "models/layers.h"
+#include "framework/shard.h"
 
 namespace pgolf {
 namespace {
@@ -59,7 +60,7 @@ Schema bos_schema() {
       .integer("window", 12, 1, 1 << 20, "leading channels of the current position that drive the gate")
       .choice("placement", "before_norm", {"before_norm", "after_norm"},
               "apply to the raw embedding or to the RMS-normalised one")
-      .integer("bos_id", 1, 0, 1 << 30, "the document-start token; positions holding it take nothing from before");
+      .integer("bos_id", kBosId, 0, 1 << 30, "the document-start token; positions holding it take nothing from before");
 }
 
 PGOLF_REGISTER(SmearRegistry, "scalar", scalar_schema(),

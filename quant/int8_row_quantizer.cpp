@@ -16,28 +16,6 @@ namespace {
 
 constexpr const char* kName = "int8_row";
 
-const std::vector<std::pair<torch::ScalarType, const char*>>& dtype_names() {
-  static const std::vector<std::pair<torch::ScalarType, const char*>> names = {
-      {torch::kFloat32, "float32"}, {torch::kFloat16, "float16"}, {torch::kBFloat16, "bfloat16"},
-      {torch::kFloat64, "float64"}, {torch::kInt8, "int8"},       {torch::kUInt8, "uint8"},
-      {torch::kInt16, "int16"},     {torch::kInt32, "int32"},     {torch::kInt64, "int64"},
-      {torch::kBool, "bool"}};
-  return names;
-}
-
-std::string dtype_name(torch::ScalarType t, const std::string& tensor) {
-  for (const auto& [dt, n] : dtype_names())
-    if (dt == t) return n;
-  throw std::runtime_error(std::string(kName) + " quantize: tensor '" + tensor + "' has dtype " +
-                           c10::toString(t) + ", which the artifact cannot hold");
-}
-
-torch::ScalarType dtype_from_name(const std::string& name, const std::string& tensor) {
-  for (const auto& [dt, n] : dtype_names())
-    if (name == n) return dt;
-  throw std::runtime_error(std::string(kName) + " dequantize: meta of '" + tensor + "' names unknown dtype '" + name + "'");
-}
-
 // torch.quantile(x, q) with linear interpolation, bit for bit: rank = fp32(q)·(n−1) in fp32, then ATen's lerp
 // (w < 0.5: a + w·(b−a), else b − (b−a)·(1−w)) with the product fused as its vectorised CPU kernel does.
 // Selection instead of a sort: O(n), and no 16M-element limit. `v` is scratch (reordered).
@@ -71,7 +49,7 @@ class Int8RowQuantizer : public Quantizer {
     for (const auto& [name, src] : state) {
       if (tensors.contains(name)) throw std::runtime_error(std::string(kName) + " quantize: tensor '" + name + "' given twice");
       const torch::Tensor t = src.detach().to(torch::kCPU);  // CPU: the same bytes whatever device trained
-      Json m = {{"scheme", ""}, {"dtype", dtype_name(t.scalar_type(), name)}, {"shape", t.sizes().vec()}};
+      Json m = {{"scheme", ""}, {"dtype", dtype_name(t.scalar_type(), name, kName)}, {"shape", t.sizes().vec()}};
       if (!t.is_floating_point()) {
         m["scheme"] = "raw";
         emit(name, t.contiguous());
@@ -133,7 +111,7 @@ class Int8RowQuantizer : public Quantizer {
         throw std::runtime_error(std::string(kName) + " dequantize: meta of '" + name +
                                  "' lacks scheme/dtype/shape: " + e.what());
       }
-      const torch::ScalarType dtype = dtype_from_name(dtype_str, name);
+      const torch::ScalarType dtype = dtype_from_name(dtype_str, name, kName);
       torch::Tensor t;
       if (scheme == "raw") {
         t = need(name, name, dtype);

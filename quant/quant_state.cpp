@@ -5,15 +5,6 @@
 namespace pgolf::quant {
 namespace {
 
-const std::vector<std::pair<torch::ScalarType, const char*>>& dtype_names() {
-  static const std::vector<std::pair<torch::ScalarType, const char*>> names = {
-      {torch::kFloat32, "float32"}, {torch::kFloat16, "float16"}, {torch::kBFloat16, "bfloat16"},
-      {torch::kFloat64, "float64"}, {torch::kInt8, "int8"},       {torch::kUInt8, "uint8"},
-      {torch::kInt16, "int16"},     {torch::kInt32, "int32"},     {torch::kInt64, "int64"},
-      {torch::kBool, "bool"}};
-  return names;
-}
-
 struct Stored {
   std::map<std::string, const torch::Tensor*> by_name;
   std::string who;
@@ -61,19 +52,6 @@ torch::Tensor dequantize_entry(const Stored& st, const std::string& name, const 
 }
 
 }  // namespace
-
-std::string dtype_name(torch::ScalarType t, const std::string& tensor, const std::string& who) {
-  for (const auto& [dt, n] : dtype_names())
-    if (dt == t) return n;
-  throw std::runtime_error(who + " quantize: tensor '" + tensor + "' has dtype " + c10::toString(t) +
-                           ", which the artifact cannot hold");
-}
-
-torch::ScalarType dtype_from_name(const std::string& name, const std::string& tensor, const std::string& who) {
-  for (const auto& [dt, n] : dtype_names())
-    if (name == n) return dt;
-  throw std::runtime_error(who + " dequantize: meta of '" + tensor + "' names unknown dtype '" + name + "'");
-}
 
 Json entry_meta(const std::string& method, const torch::Tensor& src, const std::string& name, const std::string& who) {
   return Json{{"method", method}, {"dtype", dtype_name(src.scalar_type(), name, who)}, {"shape", src.sizes().vec()}};

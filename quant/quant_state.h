@@ -11,9 +11,6 @@
 
 namespace pgolf::quant {
 
-std::string dtype_name(torch::ScalarType t, const std::string& tensor, const std::string& who);
-torch::ScalarType dtype_from_name(const std::string& name, const std::string& tensor, const std::string& who);
-
 // {"method": m, "dtype": <source dtype>, "shape": [...]}: the part of every meta entry.
 Json entry_meta(const std::string& method, const torch::Tensor& src, const std::string& name, const std::string& who);
 

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "framework/shard.h"
 #include "tokenizers/casefold.h"
 #include "tokenizers/caseops.h"
 
@@ -67,9 +68,9 @@ DocumentEncoder::DocumentEncoder(Transform t, const std::string& tokenizer, cons
   if (sp.vocab_size() > 65536)
     throw std::runtime_error(tokenizer + ": " + std::to_string(sp.vocab_size()) +
                              " pieces; shards store uint16 ids, so the vocabulary must be at most 65536");
-  if (sp.bos_id() != 1)
+  if (sp.bos_id() != kBosId)
     throw std::runtime_error(tokenizer + ": bos_id is " + std::to_string(sp.bos_id()) +
-                             ", but shards mark documents with BOS = 1 (train with pgolf-data train-tokenizer)");
+                             ", but shards mark documents with BOS = " + std::to_string(kBosId) + " (train with pgolf-data train-tokenizer)");
   const bool caseops_tok = is_caseops_tokenizer(sp);
   if (caseops_tok && t != Transform::CaseOps)
     throw std::runtime_error(tokenizer + " is a CaseOps tokenizer (pieces U+E001..U+E004): prepare its text with "
@@ -110,7 +111,7 @@ void DocumentEncoder::encode(std::string_view doc, std::vector<uint16_t>& tokens
     }
   }
   tokens.reserve(tokens.size() + ids.size() + 1);
-  tokens.push_back(1);  // BOS: the only document boundary in the stream (no EOS)
+  tokens.push_back(static_cast<uint16_t>(kBosId));  // the only document boundary in the stream (no EOS)
   for (int id : ids) {
     if (id < 0 || id > 65535)
       throw std::runtime_error("token id " + std::to_string(id) + " does not fit the shards' uint16");

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framework/io.h"
+#include "framework/shard.h"
 #include "tokenizers/caseops.h"
 
 namespace pgolf {
@@ -257,7 +258,7 @@ int64_t train_sentencepiece(const std::vector<std::string>& inputs, int vocab_si
       {"normalization_rule_name", "nmt_nfkc"},
       {"add_dummy_prefix", "false"},
       {"pad_id", "0"},
-      {"bos_id", "1"},
+      {"bos_id", std::to_string(kBosId)},
       {"eos_id", "2"},
       {"unk_id", "3"},
       {"hard_vocab_limit", "false"},

@@ -7,6 +7,7 @@
 #include "framework/grad_clip.h"
 #include "framework/grad_sync.h"
 #include "framework/loader.h"
+#include "framework/shard.h"
 #include "framework/score_ledger.h"
 #include "ttt/doc_schedule.h"
 
@@ -234,7 +235,7 @@ namespace {
 
 Schema schema() {
   return Schema()
-      .integer("bos_id", 1, 0, 65535, "the token that starts every document")
+      .integer("bos_id", kBosId, 0, 65535, "the token that starts every document")
       .integer("doc_batch", 64, 1, 1 << 16, "documents per batch (one LoRA slot each)")
       .integer("chunk", 48, 1, 1 << 20, "positions scored (then trained on) per step of each document")
       .integer("context", 2048, 1, 1 << 20, "at most this many tokens of the document's own text as context")
