@@ -63,13 +63,14 @@ def main(argv):
         metrics = [read_metrics(d) for d in dirs]
         for key, row, ylabel in panels:
             curves = [m[key] for m in metrics if m[key]]
+            dots = {"marker": "o", "markersize": 4} if key == "val" else {}  # evaluations are few: a lone one shows
             for x, xlabel in ((0, "step"), (1, "training time (s)")):
                 ax = axes[row][x]
                 for c in curves:
-                    ax.plot([p[x] for p in c], [p[2] for p in c], color=colour, linewidth=0.8, alpha=0.45)
+                    ax.plot([p[x] for p in c], [p[2] for p in c], color=colour, linewidth=0.8, alpha=0.45, **dots)
                 mean = mean_curve(curves)
                 if mean:
-                    ax.plot([p[x] for p in mean], [p[2] for p in mean], color=colour, linewidth=2.5,
+                    ax.plot([p[x] for p in mean], [p[2] for p in mean], color=colour, linewidth=2.5, **dots,
                             label=f"{label} (mean of {len(curves)} seed{'s' if len(curves) != 1 else ''})")
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel(ylabel)
