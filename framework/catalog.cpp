@@ -1,10 +1,25 @@
-// `trainer --list`: every registered component by kind, with its keys and defaults.
+// `trainer --list`: every registered component by kind, with the file that registers it, its keys and defaults.
 #include <ostream>
+#include <string>
 
 #include "framework/registry.h"
 #include "framework/trainer.h"
 
 namespace pgolf {
+
+namespace {
+
+// A registration's __FILE__ as a path in the source tree ("models/gqa_attention.cpp"), or as recorded when it
+// lies outside it (a plugin's source).
+std::string shown_source(const std::string& file) {
+#ifdef PGOLF_SOURCE_DIR
+  const std::string root = std::string(PGOLF_SOURCE_DIR) + "/";
+  if (file.rfind(root, 0) == 0) return file.substr(root.size());
+#endif
+  return file;
+}
+
+}  // namespace
 
 void print_components(std::ostream& os) {
   auto& cat = SchemaCatalog::get();
@@ -15,6 +30,8 @@ void print_components(std::ostream& os) {
       const std::string h = cat.help(kind, name);
       if (!h.empty()) os << " - " << h;
       os << "\n";
+      const std::string src = cat.source(kind, name);
+      if (!src.empty()) os << "      in " << shown_source(src) << "\n";
       for (const auto& k : cat.find(kind, name)->keys())
         os << "      " << k.name << " = "
            << (k.default_value.is_null() ? std::string("<section>") : k.default_value.dump()) << "  # " << k.help
