@@ -11,11 +11,14 @@ namespace {
 
 // A registration's __FILE__ as a path in the source tree ("models/gqa_attention.cpp"), or as recorded when it
 // lies outside it (a plugin's source).
-std::string shown_source(const std::string& file) {
+// (The build gives the compiler paths relative to the build directory, "../models/gqa_attention.cpp", or
+// absolute ones; either way the tree's own part is shown.)
+std::string shown_source(std::string file) {
 #ifdef PGOLF_SOURCE_DIR
   const std::string root = std::string(PGOLF_SOURCE_DIR) + "/";
   if (file.rfind(root, 0) == 0) return file.substr(root.size());
 #endif
+  while (file.rfind("../", 0) == 0 || file.rfind("./", 0) == 0) file.erase(0, file.find('/') + 1);
   return file;
 }
 

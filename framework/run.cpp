@@ -100,10 +100,11 @@ struct BuildAllocatorScope {
 
 }  // namespace
 
-std::shared_ptr<LanguageModel> build_model(const Recipe& recipe, const torch::Device& device) {
+std::shared_ptr<LanguageModel> build_model(const Recipe& recipe, const torch::Device& device, bool for_training) {
   // On the CPU training keeps the weights, their gradients and the optimizer state (at least 3x the
-  // weights); on a GPU the CPU holds only the weights while they are built.
-  const double avail = available_memory_bytes(), factor = device.is_cpu() ? 3.0 : 1.0;
+  // weights); on a GPU, or for a model only scored, the CPU holds only the weights while they are built.
+  const bool training_here = for_training && device.is_cpu();
+  const double avail = available_memory_bytes(), factor = training_here ? 3.0 : 1.0;
   std::shared_ptr<LanguageModel> model;
   {
     BuildAllocatorScope scope(avail > 0 ? avail / factor : 1e300);
@@ -113,7 +114,7 @@ std::shared_ptr<LanguageModel> build_model(const Recipe& recipe, const torch::De
       const double peak = static_cast<double>(build_allocator().peak);
       too_large(recipe, "its parameters and buffers passed " + gib(peak) + " (more than " +
                             std::to_string(static_cast<int64_t>(peak / 4)) + " fp32 values) while being built, and " +
-                            (device.is_cpu() ? "training on the CPU needs about 3x the weights (gradients, optimizer "
+                            (training_here ? "training on the CPU needs about 3x the weights (gradients, optimizer "
                                                "state) of the " + gib(avail) + " available"
                                              : "the " + gib(avail) + " of memory available cannot hold them"));
     } catch (const c10::Error& e) {
@@ -180,7 +181,7 @@ Run build_run(Recipe recipe, Communicator& comm) {
   if (train.i("threads") > 0) torch::set_num_threads(static_cast<int>(train.i("threads")));
   torch::manual_seed(static_cast<uint64_t>(root.i("seed")));
   run.device = choose_device(train.s("device"), comm.local_rank());
-  run.model = build_model(run.recipe, run.device);
+  run.model = build_model(run.recipe, run.device, /*for_training=*/true);
   run.params = count_parameters(*run.model);
   run.optimizers = build_optimizers(root.sub("optim"), named_params(*run.model), &comm);
   for (const auto& h : train.list("hooks")) run.hooks.push_back(TrainingHookRegistry::get().build(h));

@@ -3,7 +3,7 @@
 // Optional kinds (attention gate, smear, bigram, value embedding, lanes, skip) also register "none"
 // (models/none_components.cpp), whose factory returns nullptr: the owner then leaves that step out.
 //
-// Shape letters, the same in every comment and variable of models/ (and kernels/):
+// Shape letters, the same in every comment and variable of models/:
 //   B    batch rows (sequences)             T    positions per row (data.seq_len while training)
 //   D    model width, model.dim             V    vocabulary size, model.vocab_size
 //   H    query heads, model.heads           Hkv  key/value heads, model.kv_heads (H_kv in the spec; divides H)
