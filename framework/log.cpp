@@ -113,6 +113,21 @@ void error(const std::string& msg) {
   check_file(false);
 }
 
+namespace {
+void to_file_only(spdlog::level::level_enum level, const std::string& msg) {
+  auto& s = state();
+  if (!s.file) return;
+  spdlog::logger file_only("pgolf-file", s.file);
+  file_only.set_level(spdlog::level::trace);
+  file_only.log(level, msg);
+  file_only.flush();
+  check_file(false);
+}
+}  // namespace
+
+void error_to_file(const std::string& msg) { to_file_only(spdlog::level::err, state().prefix + "error: " + msg); }
+void info_to_file(const std::string& msg) { to_file_only(spdlog::level::info, msg); }
+
 void to_file(const std::string& path) {
   auto& s = state();
   s.file = std::make_shared<CheckedFileSink>(path);

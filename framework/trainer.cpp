@@ -257,6 +257,9 @@ int run_trainer(const TrainerOptions& opt) {
     return run_phases(opt, dir, st);
   } catch (const std::exception& e) {
     if (dir) record_failure(*dir, e.what(), st);  // the directory says why it holds no finished run
+    // main prints it (an error on stderr); train.log ends with it too
+    if (dynamic_cast<const Interrupted*>(&e)) log::info_to_file(e.what());
+    else log::error_to_file(e.what());
     log::close_file();
     throw;
   }
