@@ -61,6 +61,11 @@ int main(int argc, char** argv) {
       usage(stderr);
       std::exit(2);
     }
+    if (argv[i + 1][0] == '\0') {  // `--out ""` would silently mean the default, `--recipe ""` no recipe
+      std::fprintf(stderr, "trainer: %s: the value is empty; give a %s\n", flag,
+                   std::string(flag) == "--set" ? "key.path=value" : "non-empty value (or leave the flag out)");
+      std::exit(2);
+    }
     if (std::string(flag) != "--nproc") worker_args.push_back(argv[i + 1]);
     return argv[++i];
   };

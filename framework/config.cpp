@@ -311,12 +311,19 @@ std::vector<std::string> Config::strings(const std::string& key) const {
   return out;
 }
 
-Config Config::sub(const std::string& key) const { return Config(at(key), key_path(key)); }
+Config Config::sub(const std::string& key) const { return Config(at(key), key_path(key), file_); }
+
+void Config::check(bool ok, const std::string& key, const std::string& expected) const {
+  if (ok) return;
+  const bool present = value_.is_object() && value_.contains(key);
+  throw ConfigError(where(file_, key_path(key)) + ": expected " + expected +
+                    (present ? ", got " + show(value_.at(key)) : std::string()));
+}
 
 std::vector<Config> Config::list(const std::string& key) const {
   std::vector<Config> out;
   const Json& arr = at(key);
-  for (size_t i = 0; i < arr.size(); ++i) out.emplace_back(arr[i], key_path(key) + "[" + std::to_string(i) + "]");
+  for (size_t i = 0; i < arr.size(); ++i) out.emplace_back(arr[i], key_path(key) + "[" + std::to_string(i) + "]", file_);
   return out;
 }
 

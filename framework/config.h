@@ -76,7 +76,9 @@ class Schema {
 class Config {
  public:
   Config() = default;
-  Config(Json value, std::string path) : value_(std::move(value)), path_(std::move(path)) {}
+  // `file`: the recipe the section came from, named in every message (sub() and list() pass it on).
+  Config(Json value, std::string path, std::string file = "")
+      : value_(std::move(value)), path_(std::move(path)), file_(std::move(file)) {}
 
   int64_t i(const std::string& key) const;
   double f(const std::string& key) const;
@@ -87,16 +89,24 @@ class Config {
   Config sub(const std::string& key) const;
   std::vector<Config> list(const std::string& key) const;
 
+  // The one helper for checks the Schema cannot make (a key against another key, against the model's
+  // shape, ...), run before anything is built from the section: unless `ok`, throws ConfigError
+  // "FILE: PATH.key: expected EXPECTED, got VALUE" (exit 2), `expected` naming the other keys and their
+  // values. For example model.check(dim % heads == 0, "dim", "a multiple of model.heads (8)").
+  void check(bool ok, const std::string& key, const std::string& expected) const;
+
   // The registered name of a component section ("name" key).
   std::string name() const { return s("name"); }
   const Json& json() const { return value_; }
   const std::string& path() const { return path_; }
+  const std::string& file() const { return file_; }
   std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
  private:
   const Json& at(const std::string& key) const;
   Json value_ = Json::object();
   std::string path_;
+  std::string file_;
 };
 
 }  // namespace pgolf

@@ -6,13 +6,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 namespace pgolf {
 
+std::string directory_problem(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) ? path + " is a directory, expected " + what : "";
+}
+
 std::string read_file(const std::string& path) {
+  if (const std::string dir = directory_problem(path); !dir.empty()) throw std::runtime_error(dir);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
   std::ostringstream ss;

@@ -5,8 +5,13 @@
 
 namespace pgolf {
 
-// Reads a whole file; throws std::runtime_error naming the file if it cannot.
+// Reads a whole file; throws std::runtime_error naming the file if it cannot (a directory: "PATH is a
+// directory, expected a file").
 std::string read_file(const std::string& path);
+// Every reader of a file checks this first, so a directory given where a file is expected is reported as
+// such, not as "does not exist", "not valid JSON" or "mmap failed": "PATH is a directory, expected WHAT"
+// when `path` names a directory, "" otherwise.
+std::string directory_problem(const std::string& path, const std::string& what = "a file");
 // Writes `bytes` to `path` through `path.tmp.<pid>` and rename(2); on failure removes the temp file and
 // throws naming the file.
 void write_file_atomic(const std::string& path, const std::string& bytes);

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace pgolf::log {
@@ -48,14 +47,34 @@ class CheckedFileSink : public spdlog::sinks::base_sink<std::mutex> {
   int error_ = 0;
 };
 
+// The console: progress (info) on stdout, warnings and errors on stderr, so a caller that keeps only stdout
+// (a pipe, a results file) still sees every problem on the terminal. stdout is flushed before each stderr
+// line, so the two streams interleave in the order the messages were logged.
+class ConsoleSink : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    formatter_->format(msg, buf);
+    const bool problem = msg.level >= spdlog::level::warn;
+    if (problem) std::fflush(stdout);
+    FILE* to = problem ? stderr : stdout;
+    std::fwrite(buf.data(), 1, buf.size(), to);
+    std::fflush(to);
+  }
+  void flush_() override {
+    std::fflush(stdout);
+    std::fflush(stderr);
+  }
+};
+
 struct State {
   std::shared_ptr<spdlog::logger> logger;
   std::shared_ptr<CheckedFileSink> file;
-  std::shared_ptr<spdlog::sinks::stdout_sink_mt> console;
+  std::shared_ptr<ConsoleSink> console;
   std::string prefix;  // "[rank N] " on the errors of ranks other than 0
   bool quiet = false;
   State() {
-    console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    console = std::make_shared<ConsoleSink>();
     logger = std::make_shared<spdlog::logger>("pgolf", console);
     logger->set_pattern("%v");
     logger->flush_on(spdlog::level::info);
@@ -93,6 +112,21 @@ void error(const std::string& msg) {
   state().logger->error(state().prefix + "error: " + msg);
   check_file(false);
 }
+
+namespace {
+void to_file_only(spdlog::level::level_enum level, const std::string& msg) {
+  auto& s = state();
+  if (!s.file) return;
+  spdlog::logger file_only("pgolf-file", s.file);
+  file_only.set_level(spdlog::level::trace);
+  file_only.log(level, msg);
+  file_only.flush();
+  check_file(false);
+}
+}  // namespace
+
+void error_to_file(const std::string& msg) { to_file_only(spdlog::level::err, state().prefix + "error: " + msg); }
+void info_to_file(const std::string& msg) { to_file_only(spdlog::level::info, msg); }
 
 void to_file(const std::string& path) {
   auto& s = state();

@@ -3,7 +3,11 @@
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <stdexcept>
 #include <map>
 
 #include "framework/log.h"
@@ -85,7 +89,16 @@ void StepProfiler::finish() {
   auto result = prof::disableProfiler();
   active_ = false;
   done_ = true;
-  result->save(path_);
+  // Through a temporary name: Kineto's save reports no failure, so the trace is claimed only once it is there.
+  const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
+  result->save(tmp);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(tmp, ec) || std::filesystem::file_size(tmp, ec) == 0 || ec) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error("--profile " + path_ + ": the trace could not be written");
+  }
+  std::filesystem::rename(tmp, path_, ec);
+  if (ec) throw std::runtime_error("--profile " + path_ + ": the trace could not be written (" + ec.message() + ")");
   phase_table();
   // Device time by kernel name (CUDA events), else CPU op time: the top of the bill.
   const bool cuda = torch::cuda::is_available();

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <set>
+#include <vector>
 
 #include "framework/io.h"
 
@@ -11,6 +12,78 @@ namespace pgolf {
 
 namespace {
 
+// A SAX pass that finds the first key given twice in one object (nlohmann's parser keeps the last one
+// silently), with its key path: "model.dim", "pipeline[2].label".
+class DuplicateKeyFinder {
+ public:
+  using Int = Json::number_integer_t;
+  using Uint = Json::number_unsigned_t;
+  using Float = Json::number_float_t;
+  std::string found;  // the key path of the first duplicate, "" when there is none
+
+  bool null() { return value(); }
+  bool boolean(bool) { return value(); }
+  bool number_integer(Int) { return value(); }
+  bool number_unsigned(Uint) { return value(); }
+  bool number_float(Float, const std::string&) { return value(); }
+  bool string(std::string&) { return value(); }
+  bool binary(Json::binary_t&) { return value(); }
+  bool start_object(std::size_t) { return open(false); }
+  bool start_array(std::size_t) { return open(true); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool key(std::string& k) {
+    Frame& f = stack_.back();
+    f.at = "." + k;
+    if (!f.keys.insert(k).second) {
+      for (const auto& e : stack_) found += e.at;
+      if (!found.empty() && found[0] == '.') found.erase(0, 1);
+      return false;  // stop at the first
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+ private:
+  struct Frame {
+    bool array = false;
+    std::set<std::string> keys;
+    std::string at;  // this level's part of the current key path: ".key" or "[i]"
+    int64_t next = 0;
+  };
+  bool value() {
+    if (!stack_.empty() && stack_.back().array) stack_.back().at = "[" + std::to_string(stack_.back().next++) + "]";
+    return true;
+  }
+  bool open(bool array) {
+    value();
+    stack_.push_back(Frame{array, {}, "", 0});
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+  std::vector<Frame> stack_;
+};
+
+// `text` parsed as JSON, refusing a key given twice in one object. `what` starts the messages ("FILE");
+// `at` is the key path of the text's value in the recipe ("" for a whole file, "pipeline" for --set pipeline=...).
+Json parse_json_checked(const std::string& text, const std::string& what, const std::string& at = "") {
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw ConfigError(what + ": not valid JSON: " + e.what());
+  }
+  DuplicateKeyFinder dup;
+  Json::sax_parse(text, &dup);
+  if (!dup.found.empty())
+    throw ConfigError(what + ": " + (at.empty() || dup.found[0] == '[' ? at : at + ".") + dup.found + ": duplicate key (given twice in one object; JSON would keep only the "
+                      "last and silently drop the other): remove one");
+  return j;
+}
+
 Json parse_json_file(const std::string& file) {
   std::string text;
   try {
@@ -18,11 +91,7 @@ Json parse_json_file(const std::string& file) {
   } catch (const std::exception& e) {
     throw ConfigError(std::string(e.what()) + " (the recipe file must exist and be readable)");
   }
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    throw ConfigError(file + ": not valid JSON: " + e.what());
-  }
+  return parse_json_checked(text, file);
 }
 
 void merge_into(Json& base, const Json& over) {
@@ -53,11 +122,8 @@ void apply_override(Json& j, const std::string& spec, const std::string& name) {
     throw ConfigError("--set " + spec + ": expected key.path=value (for example train.iterations=100)");
   const std::string path = spec.substr(0, eq), text = spec.substr(eq + 1);
   Json value;
-  try {
-    value = Json::parse(text);
-  } catch (const Json::parse_error&) {
-    value = text;  // bare words are strings: --set model.attention.name=gqa
-  }
+  if (Json::accept(text)) value = parse_json_checked(text, name + ": --set " + spec, path);
+  else value = text;  // bare words are strings: --set model.attention.name=gqa
   Json* cur = &j;
   size_t start = 0;
   while (true) {

@@ -15,7 +15,7 @@ namespace pgolf {
 struct Recipe {
   Json resolved;     // every key, defaults filled in
   std::string file;  // the recipe named on the command line
-  Config root() const { return Config(resolved, ""); }
+  Config root() const { return Config(resolved, "", file); }
   Config section(const std::string& key) const { return root().sub(key); }
 };
 

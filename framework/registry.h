@@ -22,7 +22,7 @@
 // The plugin ABI stamp: a plugin built against other pgolf headers (or another LibTorch or C++ ABI) is refused
 // before it is loaded. Bump PGOLF_ABI_VERSION whenever a header a plugin sees changes a layout or a signature.
 #define PGOLF_VERSION "0.16.0"
-#define PGOLF_ABI_VERSION 1
+#define PGOLF_ABI_VERSION 2
 #define PGOLF_STRINGIFY_INNER(x) #x
 #define PGOLF_STRINGIFY(x) PGOLF_STRINGIFY_INNER(x)
 #define PGOLF_ABI_STAMP                                                                                   \

@@ -1,14 +1,135 @@
 #include "framework/run.h"
 
+#include <c10/core/Allocator.h>
+#include <c10/util/Exception.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <new>
+
 #include "framework/device.h"
 #include "framework/log.h"
 #include "framework/shard.h"
 
 namespace pgolf {
 
-std::shared_ptr<LanguageModel> build_model(const Recipe& recipe, const torch::Device& device) {
-  auto model = ModelRegistry::get().build(recipe.section("model"));
-  model->to(device);
+namespace {
+
+std::string gib(double bytes) { return strf("%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0)); }
+
+// Memory this process may still use: MemAvailable, or less where a cgroup (v2) limit is lower.
+// PGOLF_MODEL_MEMORY_BYTES overrides it (the tests of a model too large for the machine).
+double available_memory_bytes() {
+  if (const char* e = std::getenv("PGOLF_MODEL_MEMORY_BYTES"); e && *e) return std::atof(e);
+  double avail = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit)
+    if (key == "MemAvailable:") avail = kb * 1024.0;
+  std::ifstream max("/sys/fs/cgroup/memory.max"), cur("/sys/fs/cgroup/memory.current");
+  double limit = 0, used = 0;
+  if ((max >> limit) && (cur >> used) && limit > used && (avail == 0 || limit - used < avail)) avail = limit - used;
+  return avail;
+}
+
+// The CPU allocator while a model is built: the bytes live in its allocations are counted, and one that
+// would pass the budget is refused before it is made (and before init writes to it), so a model too large
+// for the machine stops with its size named instead of thrashing or being killed.
+struct BuildAllocator final : c10::Allocator {
+  c10::Allocator* base = nullptr;
+  std::atomic<bool> active{false};
+  std::atomic<int64_t> live{0}, peak{0};
+  double budget = 0;
+
+  struct Ctx {
+    c10::DataPtr inner;
+    int64_t n;
+  };
+  static void release(void* p);
+  c10::DataPtr allocate(size_t n) override {
+    if (active && static_cast<double>(live + static_cast<int64_t>(n)) > budget) {
+      peak = live + static_cast<int64_t>(n);  // what the build would have held with this allocation
+      throw std::bad_alloc();
+    }
+    c10::DataPtr inner = base->allocate(n);
+    void* data = inner.get();
+    const c10::Device device = inner.device();
+    live += static_cast<int64_t>(n);
+    peak = std::max<int64_t>(peak, live);
+    return c10::DataPtr(data, new Ctx{std::move(inner), static_cast<int64_t>(n)}, &BuildAllocator::release, device);
+  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+};
+
+BuildAllocator& build_allocator() {
+  static BuildAllocator* a = new BuildAllocator();  // never destroyed: storages it made may outlive the build
+  return *a;
+}
+
+void BuildAllocator::release(void* p) {
+  auto* c = static_cast<Ctx*>(p);
+  build_allocator().live -= c->n;
+  delete c;
+}
+
+// Installs the counting allocator for the scope of a model build.
+struct BuildAllocatorScope {
+  explicit BuildAllocatorScope(double budget) {
+    auto& a = build_allocator();
+    if (!a.base) a.base = c10::GetAllocator(c10::DeviceType::CPU);
+    a.budget = budget;
+    a.live = 0;
+    a.peak = 0;
+    a.active = true;
+    c10::SetAllocator(c10::DeviceType::CPU, &a, /*priority=*/100);
+  }
+  ~BuildAllocatorScope() {
+    auto& a = build_allocator();
+    a.active = false;
+    c10::SetAllocator(c10::DeviceType::CPU, a.base, /*priority=*/100);
+  }
+};
+
+[[noreturn]] void too_large(const Recipe& recipe, const std::string& what) {
+  throw ConfigError(recipe.file + ": model: too large for this machine: " + what +
+                    "; make it smaller (model.dim, model.layers, model.vocab_size, the MLP's mult)");
+}
+
+}  // namespace
+
+std::shared_ptr<LanguageModel> build_model(const Recipe& recipe, const torch::Device& device, bool for_training) {
+  // On the CPU training keeps the weights, their gradients and the optimizer state (at least 3x the
+  // weights); on a GPU, or for a model only scored, the CPU holds only the weights while they are built.
+  const bool training_here = for_training && device.is_cpu();
+  const double avail = available_memory_bytes(), factor = training_here ? 3.0 : 1.0;
+  std::shared_ptr<LanguageModel> model;
+  {
+    BuildAllocatorScope scope(avail > 0 ? avail / factor : 1e300);
+    try {
+      model = ModelRegistry::get().build(recipe.section("model"));
+    } catch (const std::bad_alloc&) {
+      const double peak = static_cast<double>(build_allocator().peak);
+      too_large(recipe, "its parameters and buffers passed " + gib(peak) + " (more than " +
+                            std::to_string(static_cast<int64_t>(peak / 4)) + " fp32 values) while being built, and " +
+                            (training_here ? "training on the CPU needs about 3x the weights (gradients, optimizer "
+                                               "state) of the " + gib(avail) + " available"
+                                             : "the " + gib(avail) + " of memory available cannot hold them"));
+    } catch (const c10::Error& e) {
+      if (std::string(e.what_without_backtrace()).find("alloc") == std::string::npos) throw;
+      too_large(recipe, std::string("building it failed to allocate memory (") + e.what_without_backtrace() + ")");
+    }
+  }
+  try {
+    model->to(device);
+  } catch (const c10::Error& e) {
+    const int64_t n = count_parameters(*model);
+    if (std::string(e.what_without_backtrace()).find("out of memory") == std::string::npos) throw;
+    too_large(recipe, std::to_string(n) + " parameters (" + gib(4.0 * static_cast<double>(n)) + " in fp32) do not fit on " +
+                          device.str() + " (" + e.what_without_backtrace() + ")");
+  }
   model->set_compute_dtype(compute_dtype(device));
   return model;
 }
@@ -24,12 +145,10 @@ std::vector<NamedParam> named_params(LanguageModel& m) {
 BatchPlan plan_batch(const Recipe& r, int world) {
   const Config data = r.section("data");
   const int64_t micro = data.i("micro_batches"), seq_len = data.i("seq_len"), batch_tokens = data.i("batch_tokens");
-  if (micro % world != 0)
-    throw ConfigError(r.file + ": data.micro_batches: " + std::to_string(micro) + " must be a multiple of the world size " +
-                      std::to_string(world));
-  if (batch_tokens % (micro * seq_len) != 0)
-    throw ConfigError(r.file + ": data.batch_tokens: " + std::to_string(batch_tokens) +
-                      " must be a multiple of data.micro_batches x data.seq_len = " + std::to_string(micro * seq_len));
+  data.check(micro % world == 0, "micro_batches", "a multiple of the world size " + std::to_string(world));
+  data.check(batch_tokens % (micro * seq_len) == 0, "batch_tokens",
+             "a multiple of data.micro_batches x data.seq_len = " + std::to_string(micro) + " x " +
+                 std::to_string(seq_len) + " = " + std::to_string(micro * seq_len));
   return BatchPlan{seq_len, batch_tokens, micro / world, batch_tokens / micro};
 }
 
@@ -62,7 +181,7 @@ Run build_run(Recipe recipe, Communicator& comm) {
   if (train.i("threads") > 0) torch::set_num_threads(static_cast<int>(train.i("threads")));
   torch::manual_seed(static_cast<uint64_t>(root.i("seed")));
   run.device = choose_device(train.s("device"), comm.local_rank());
-  run.model = build_model(run.recipe, run.device);
+  run.model = build_model(run.recipe, run.device, /*for_training=*/true);
   run.params = count_parameters(*run.model);
   run.optimizers = build_optimizers(root.sub("optim"), named_params(*run.model), &comm);
   for (const auto& h : train.list("hooks")) run.hooks.push_back(TrainingHookRegistry::get().build(h));
@@ -86,10 +205,10 @@ void build_data(Run& run) {
   check_val_ids(run, val_files);
   run.bytes = ByteCounterRegistry::get().build(eval.sub("byte_counter"),
                                                ByteCounterContext{data.s("tokenizer"), val_files, run.model->vocab_size()});
-  if (const int64_t tv = run.bytes->tokenizer_vocab_size(); tv > 0 && tv != run.model->vocab_size())
-    throw ConfigError(run.recipe.file + ": model.vocab_size is " + std::to_string(run.model->vocab_size()) +
-                      " but the tokenizer " + data.s("tokenizer") + " has " + std::to_string(tv) +
-                      " pieces; make them match (the shards were made with that tokenizer)");
+  const int64_t tv = run.bytes->tokenizer_vocab_size();
+  run.recipe.section("model").check(tv <= 0 || tv == run.model->vocab_size(), "vocab_size",
+                                    "the size of the tokenizer " + data.s("tokenizer") + ", " + std::to_string(tv) +
+                                        " pieces (the shards were made with it); make them match");
   run.eval = EvalContext{run.batch.seq_len, std::max<int64_t>(run.batch.seq_len, eval.i("batch_tokens") / comm.world()),
                          run.device, &comm, "val"};
 }

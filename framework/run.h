@@ -45,8 +45,10 @@ struct Run {
   EvalContext eval;
 };
 
-// A fresh model of the recipe on `device`, in the device's compute dtype.
-std::shared_ptr<LanguageModel> build_model(const Recipe& recipe, const torch::Device& device);
+// A fresh model of the recipe on `device`, in the device's compute dtype. A model whose weights would not fit
+// the memory available (a third of it with `for_training` on the CPU: gradients and optimizer state come
+// on top) stops with a ConfigError naming its size before the allocation is made.
+std::shared_ptr<LanguageModel> build_model(const Recipe& recipe, const torch::Device& device, bool for_training = false);
 // Seeds torch, picks the device, builds the model, optimizers, hooks, schedule, evaluator and pipeline.
 Run build_run(Recipe recipe, Communicator& comm);
 // Opens the training shards (loader), the validation stream and the byte counter; checks the tokenizer.

@@ -34,6 +34,18 @@ std::string holds_run_message(const std::string& path) {
          "; choose another --out, or pass --overwrite to replace it";
 }
 
+// The first entry of `path` that no run writes ("" when there is none): what makes a directory someone else's.
+std::string foreign_entry(const std::string& path) {
+  for (const auto& e : fs::directory_iterator(path)) {
+    const std::string name = e.path().filename().string();
+    bool ours = name == "run.lock" || name.find(".tmp.") != std::string::npos ||
+                (name.rfind("rank", 0) == 0 && name.size() > 8 && name.substr(name.size() - 4) == ".log");
+    for (const char* f : kRunFiles) ours = ours || name == f;
+    if (!ours) return name;
+  }
+  return "";
+}
+
 FILE* open_metrics(const std::string& path, const char* mode) {
   FILE* f = std::fopen(writable_path(path).c_str(), mode);
   if (!f) throw std::runtime_error(path + ": cannot open for writing (" + std::strerror(errno) + ")");
@@ -49,6 +61,10 @@ void check_run_dir(const std::string& path, bool overwrite) {
   if (fs::is_directory(path, ec)) {
     if (fs::exists(fs::path(path) / "run.lock")) RunLock probe(path);  // throws naming a live holder's pid
     if (fs::exists(fs::path(path) / "recipe.json") && !overwrite) throw ConfigError(holds_run_message(path));
+    if (!fs::exists(fs::path(path) / "recipe.json"))
+      if (const std::string other = foreign_entry(path); !other.empty())
+        throw ConfigError("--out " + path + ": is not empty and holds no run (it has '" + other +
+                          "', which no run writes); choose a new or empty directory for --out");
     if (::access(path.c_str(), W_OK) != 0)
       throw ConfigError("--out " + path + ": not writable (" + std::strerror(errno) + ")");
     return;
@@ -114,6 +130,17 @@ void RunDir::write_failure(const std::string& error, const Json& last_checkpoint
   char stamp[32];
   std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   write_json("failed.json", Json{{"error", error}, {"last_checkpoint", last_checkpoint}, {"time", stamp}});
+}
+
+void check_output_file(const std::string& flag, const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw ConfigError(flag + " " + path + ": is a directory, expected a file name");
+  const fs::path parent = fs::absolute(path).parent_path();
+  if (!fs::is_directory(parent, ec))
+    throw ConfigError(flag + " " + path + ": cannot be written, " + parent.string() +
+                      (fs::exists(parent, ec) ? " is not a directory" : " does not exist"));
+  if (::access(parent.c_str(), W_OK) != 0 || (fs::exists(path, ec) && ::access(path.c_str(), W_OK) != 0))
+    throw ConfigError(flag + " " + path + ": cannot be written (" + std::strerror(errno) + ")");
 }
 
 std::string default_run_dir(const std::string& recipe_file, int64_t seed) {

@@ -44,8 +44,13 @@ class RunDir {
 };
 
 // Before anything is built: refuses an --out that cannot become a run directory (a file, an unwritable
-// place, a directory holding a run without `overwrite`, or one a live trainer holds), naming the path.
+// place, a directory holding a run without `overwrite`, one a live trainer holds, or a non-empty directory
+// that holds no run: files of its own a run would mix with), naming the path.
 void check_run_dir(const std::string& path, bool overwrite);
+
+// Before anything is built: refuses a path that a file cannot be written to (`flag` names the option in the
+// message, "--profile"): a directory, a parent that is missing or not a directory, or one not writable.
+void check_output_file(const std::string& flag, const std::string& path);
 
 // runs/<recipe stem>-s<seed>-<YYYYmmdd-HHMMSS>
 std::string default_run_dir(const std::string& recipe_file, int64_t seed);

@@ -22,6 +22,7 @@ namespace {
 }  // namespace
 
 ShardView::ShardView(const std::string& path) : path_(path) {
+  if (const std::string dir = directory_problem(path, "a token shard file"); !dir.empty()) throw std::runtime_error(dir);
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) fail(path, std::string("cannot open shard (") + std::strerror(errno) + ")");
   struct stat st {};

@@ -20,6 +20,7 @@
 #include "framework/checkpointer.h"
 #include "framework/code_size.h"
 #include "framework/device.h"
+#include "framework/io.h"
 #include "framework/log.h"
 #include "framework/resume.h"
 #include "framework/named_state.h"
@@ -161,6 +162,8 @@ void write_summary(RunDir& dir, const Json& summary) {
 // --eval-artifact: the artifact's bytes, the recipe's model and pipeline from reload_artifact on. The run
 // directory is filled under a temporary name and appears only when the score is written.
 int eval_artifact(const TrainerOptions& opt, Run& run) {
+  if (const std::string dir = directory_problem(opt.eval_artifact, "an artifact file"); !dir.empty())
+    throw ConfigError("--eval-artifact " + dir);
   if (!std::filesystem::is_regular_file(opt.eval_artifact))
     throw ConfigError("--eval-artifact " + opt.eval_artifact + ": no such file");
   const std::string out = opt.out_dir.empty() ? default_run_dir(run.recipe.file, run.recipe.root().i("seed")) + "-eval"
@@ -205,6 +208,7 @@ int run_phases(const TrainerOptions& options, std::unique_ptr<RunDir>& dir, Loop
   else lock = claim_for_resume(opt.resume_dir, comm.rank());
   if (!opt.resume_dir.empty()) resume = std::make_unique<Resume>(prepare_resume(opt.resume_dir, opt.overrides, comm.world(), &recipe));
   else if (comm.rank() == 0 && !(opt.dry_run && opt.out_dir.empty())) check_run_dir(out_dir(opt, recipe), opt.overwrite);
+  if (comm.rank() == 0 && !opt.profile_path.empty()) check_output_file("--profile", opt.profile_path);
   // 2. build
   Run run = build_run(std::move(recipe), comm);
   broadcast_weights(run);
@@ -253,6 +257,9 @@ int run_trainer(const TrainerOptions& opt) {
     return run_phases(opt, dir, st);
   } catch (const std::exception& e) {
     if (dir) record_failure(*dir, e.what(), st);  // the directory says why it holds no finished run
+    // main prints it (an error on stderr); train.log ends with it too
+    if (dynamic_cast<const Interrupted*>(&e)) log::info_to_file(e.what());
+    else log::error_to_file(e.what());
     log::close_file();
     throw;
   }

@@ -7,9 +7,7 @@ namespace {
 
 struct AttnOutGate : AttentionGate {
   AttnOutGate(const Config& cfg, const LayerContext& ctx) : window_(cfg.i("window")) {
-    if (window_ > ctx.dim)
-      throw ConfigError(cfg.key_path("window") + ": " + std::to_string(window_) + " is wider than model.dim " +
-                        std::to_string(ctx.dim));
+    cfg.check(window_ <= ctx.dim, "window", "at most model.dim (" + std::to_string(ctx.dim) + ")");
     attn_out_gate_w = register_parameter("attn_out_gate_w", torch::zeros({ctx.heads, window_}));
   }
 

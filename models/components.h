@@ -2,6 +2,15 @@
 // file that subclasses the interface and registers itself (PGOLF_REGISTER) with its recipe keys.
 // Optional kinds (attention gate, smear, bigram, value embedding, lanes, skip) also register "none"
 // (models/none_components.cpp), whose factory returns nullptr: the owner then leaves that step out.
+//
+// Shape letters, the same in every comment and variable of models/:
+//   B    batch rows (sequences)             T    positions per row (data.seq_len while training)
+//   D    model width, model.dim             V    vocabulary size, model.vocab_size
+//   H    query heads, model.heads           Hkv  key/value heads, model.kv_heads (H_kv in the spec; divides H)
+//   d_h  head dim, D / H (also that of k, v; kv_dim = Hkv · d_h)
+//   L    physical layers, model.layers      N    tokens of a packed (varlen) batch, B · T
+// Cross-key checks of these (D % H, H % Hkv, rope_dims against d_h) go through Config::check and run
+// before any member is built, naming the recipe file, the keys and their values.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,9 +27,9 @@ struct Mlp;
 
 // What a component needs to know about where it sits.
 struct LayerContext {
-  int64_t dim = 0;         // model width d
+  int64_t dim = 0;         // model width D
   int64_t heads = 0;       // query heads H
-  int64_t kv_heads = 0;    // key/value heads
+  int64_t kv_heads = 0;    // key/value heads Hkv
   int64_t layer = 0;       // physical layer index ℓ (for a shared core: the core's index)
   int64_t num_layers = 0;  // L
   int64_t vocab_size = 0;  // V
@@ -29,6 +38,9 @@ struct LayerContext {
   // Weight sharing (#461): when set, the block uses this core's attention and MLP instead of its own.
   std::shared_ptr<Attention> shared_attn;
   std::shared_ptr<Mlp> shared_mlp;
+  // The model section itself, for cross-key checks that name model.* keys (model.check(ok, "dim", ...)):
+  // it carries the recipe file for the message.
+  Config model;
   int64_t head_dim() const { return dim / heads; }
   int64_t kv_dim() const { return kv_heads * head_dim(); }
 };
@@ -43,7 +55,7 @@ struct Segments {
 
 // What one forward pass hands every block.
 struct ForwardContext {
-  torch::Tensor x0;                   // (B, T, d) the normalised embedding
+  torch::Tensor x0;                   // (B, T, D) the normalised embedding
   Segments segments;
   std::vector<torch::Tensor> v_extra;  // per layer: added to that layer's v (value embeddings); may be empty
   torch::Tensor value_addend(int64_t layer) const {
@@ -53,12 +65,12 @@ struct ForwardContext {
 
 // What a block hands its attention.
 struct AttentionInput {
-  torch::Tensor x;        // (B, T, d) the normalised, f_ℓ-scaled input n
-  torch::Tensor x_in;     // (B, T, d) the residual after resid_mix, before the norm (AttnOutGate reads it)
+  torch::Tensor x;        // (B, T, D) the normalised, f_ℓ-scaled input n
+  torch::Tensor x_in;     // (B, T, D) the residual after resid_mix, before the norm (AttnOutGate reads it)
   torch::Tensor v_extra;  // (B, T, kv_dim) added to v before the head split; undefined = none
 };
 
-// Causal self-attention (B, T, d) -> (B, T, d).
+// Causal self-attention (B, T, D) -> (B, T, D).
 struct Attention : torch::nn::Module {
   static constexpr const char* kKind = "attention";
   virtual torch::Tensor forward(const AttentionInput& in, const Segments& segments) = 0;
@@ -74,7 +86,7 @@ struct AttentionGate : torch::nn::Module {
 };
 using AttentionGateRegistry = Registry<AttentionGate, const LayerContext&>;
 
-// Position-wise MLP over a normalised input (B, T, d) -> (B, T, d).
+// Position-wise MLP over a normalised input (B, T, D) -> (B, T, D).
 struct Mlp : torch::nn::Module {
   static constexpr const char* kKind = "mlp";
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
@@ -148,7 +160,7 @@ using LaneRegistry = Registry<LaneMixer, const LayerContext&>;
 struct Smear : torch::nn::Module {
   static constexpr const char* kKind = "smear";
   virtual bool before_norm() const = 0;
-  // x: (B, T, d) the embedding stream; ids: (B, T) the input tokens.
+  // x: (B, T, D) the embedding stream; ids: (B, T) the input tokens.
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& ids) = 0;
 };
 using SmearRegistry = Registry<Smear, const LayerContext&>;
@@ -156,7 +168,7 @@ using SmearRegistry = Registry<Smear, const LayerContext&>;
 // A hashed token-pair embedding added to tok_emb before the embedding norm (#461 BigramHash, spec §2.7).
 struct Bigram : torch::nn::Module {
   static constexpr const char* kKind = "bigram";
-  // ids: (B, T) -> (B, T, d) in dtype dt.
+  // ids: (B, T) -> (B, T, D) in dtype dt.
   virtual torch::Tensor forward(const torch::Tensor& ids, torch::ScalarType dt) = 0;
 };
 using BigramRegistry = Registry<Bigram, const LayerContext&>;

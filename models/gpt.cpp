@@ -20,6 +20,16 @@
 namespace pgolf {
 namespace {
 
+// The model's shape, checked before anything is built (models/components.h: the letters).
+void check_shape(const Config& model) {
+  const int64_t dim = model.i("dim"), heads = model.i("heads"), kv_heads = model.i("kv_heads");
+  model.check(dim % heads == 0, "dim",
+              "a multiple of model.heads (" + std::to_string(heads) + "): the head dim d_h is model.dim / model.heads");
+  model.check(heads % kv_heads == 0, "heads",
+              "a multiple of model.kv_heads (" + std::to_string(kv_heads) +
+                  "): each key/value head serves model.heads / model.kv_heads query heads");
+}
+
 // One shared attention+MLP core (#461): blocks hold it without owning it.
 struct Core : torch::nn::Module {
   Core(const Config& model, const LayerContext& ctx) {
@@ -33,7 +43,9 @@ struct Core : torch::nn::Module {
 struct Gpt : LanguageModel {
   explicit Gpt(const Config& cfg)
       : vocab_(cfg.i("vocab_size")), softcap_(cfg.f("logit_softcap")), fused_(cfg.b("fused_kernels")) {
+    check_shape(cfg);
     LayerContext ctx;
+    ctx.model = cfg;
     ctx.dim = cfg.i("dim");
     ctx.heads = cfg.i("heads");
     ctx.kv_heads = cfg.i("kv_heads");
@@ -216,7 +228,7 @@ Schema schema() {
   return Schema()
       .integer("vocab_size", 1024, 2, 65536, "vocabulary size (must equal the tokenizer's)")
       .integer("layers", 9, 1, 256, "transformer blocks L")
-      .integer("dim", 512, 8, 16384, "model width d")
+      .integer("dim", 512, 8, 16384, "model width D")
       .integer("heads", 8, 1, 256, "query heads")
       .integer("kv_heads", 4, 1, 256, "key/value heads (GQA)")
       .number("tied_embed_init_std", 0.005, 0.0, 10.0, "std of the tied embedding's normal init")

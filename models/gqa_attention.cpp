@@ -1,5 +1,5 @@
 // Grouped-query causal self-attention (spec training §2.3), in order:
-//   q = W_q n, k = W_k n, v = W_v n (+ value embedding)  → heads (H of d_h for q, H_kv for k and v)
+//   q = W_q n, k = W_k n, v = W_v n (+ value embedding)  → heads (H of d_h for q, Hkv for k and v)
 //   QK RMSNorm per head → partial RoPE (optional NTK base rescale) → q ← q ⊙ q_gain
 //   causal SDPA (varlen over cu_seqlens when the batch is packed) → XSA on the chosen layers
 //   → output gate (attn_gate component) → out = W_o y
@@ -14,16 +14,38 @@
 namespace pgolf {
 namespace {
 
+// The attention's cross-key checks, run (through head_dim_'s initialiser) before any member is built, so
+// Rotary never sees a value it would refuse. Returns d_h.
+int64_t checked_head_dim(const Config& cfg, const LayerContext& ctx) {
+  const Config& model = ctx.model;
+  model.check(ctx.heads > 0 && ctx.dim % ctx.heads == 0, "dim",
+              "a multiple of model.heads (" + std::to_string(ctx.heads) + "): the head dim d_h is model.dim / model.heads");
+  model.check(ctx.kv_heads > 0 && ctx.heads % ctx.kv_heads == 0, "heads",
+              "a multiple of model.kv_heads (" + std::to_string(ctx.kv_heads) + ")");
+  const int64_t d_h = ctx.dim / ctx.heads, rope = cfg.i("rope_dims");
+  const std::string head = "the head dim d_h = model.dim / model.heads = " + std::to_string(ctx.dim) + " / " +
+                           std::to_string(ctx.heads) + " = " + std::to_string(d_h);
+  if (rope == 0)  // the whole head rotates: blame the shape, not a rope_dims nobody set
+    model.check(d_h % 2 == 0, "dim",
+                "an even head dim for RoPE over the whole head (" + cfg.key_path("rope_dims") +
+                    " = 0; RoPE rotates channel pairs), but " + head +
+                    " is odd; change model.dim or model.heads, or set " + cfg.key_path("rope_dims") +
+                    " to an even number below " + std::to_string(d_h));
+  else
+    cfg.check(rope % 2 == 0 && rope <= d_h, "rope_dims",
+              "an even number of channels at most " + head + " (0 = the whole head)");
+  const int64_t rotated = rope == 0 ? d_h : rope;
+  cfg.check(cfg.i("rope_ntk_train_seq_len") == 0 || rotated > 2, "rope_ntk_train_seq_len",
+            "0 when only " + std::to_string(rotated) + " channels rotate: the NTK rescale's exponent " +
+                "rope_dims / (rope_dims - 2) needs more than 2");
+  return d_h;
+}
+
 struct GqaAttention : Attention {
   GqaAttention(const Config& cfg, const LayerContext& ctx)
-      : heads_(ctx.heads), kv_heads_(ctx.kv_heads), head_dim_(ctx.dim / ctx.heads),
-        rotary_(ctx.dim / ctx.heads, cfg.i("rope_dims"), cfg.f("rope_base"), cfg.i("rope_ntk_train_seq_len")),
+      : heads_(ctx.heads), kv_heads_(ctx.kv_heads), head_dim_(checked_head_dim(cfg, ctx)),
+        rotary_(head_dim_, cfg.i("rope_dims"), cfg.f("rope_base"), cfg.i("rope_ntk_train_seq_len")),
         qk_norm_(cfg.b("qk_norm")), fused_(ctx.fused_kernels) {
-    if (ctx.dim % ctx.heads != 0) throw ConfigError("model.dim must be divisible by model.heads");
-    if (ctx.heads % ctx.kv_heads != 0) throw ConfigError("model.heads must be divisible by model.kv_heads");
-    if (cfg.i("rope_dims") > head_dim_)
-      throw ConfigError(cfg.key_path("rope_dims") + ": " + std::to_string(cfg.i("rope_dims")) +
-                        " is more than the head dim " + std::to_string(head_dim_) + " (model.dim / model.heads)");
     const auto xsa = cfg.ints("xsa_layers");
     xsa_ = std::find(xsa.begin(), xsa.end(), ctx.layer) != xsa.end();
     const int64_t kv_dim = kv_heads_ * head_dim_;

@@ -69,10 +69,10 @@ torch::Tensor Rotary::apply(const torch::Tensor& x) {
 }
 
 torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v) {
-  const int64_t B = y.size(0), T = y.size(1), H = y.size(2), D = y.size(3), Hkv = v.size(2);
-  auto yg = y.reshape({B, T, Hkv, H / Hkv, D});  // query heads grouped under the kv head they read
+  const int64_t B = y.size(0), T = y.size(1), H = y.size(2), d_h = y.size(3), Hkv = v.size(2);
+  auto yg = y.reshape({B, T, Hkv, H / Hkv, d_h});  // query heads grouped under the kv head they read
   auto vn = (v / torch::linalg_vector_norm(v, 2, {-1}, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(3);
-  return (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).reshape({B, T, H, D});
+  return (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).reshape({B, T, H, d_h});
 }
 
 }  // namespace pgolf

@@ -41,7 +41,7 @@ TORCH_MODULE(CastedLinear);
 class Rotary {
  public:
   Rotary(int64_t head_dim, int64_t rope_dims, double base, int64_t ntk_train_seq_len = 0);
-  // x: (B, T, H, head_dim) -> same, positions 0..T-1 (the layout the linears produce and flash reads).
+  // x: (B, T, H, d_h) -> same, positions 0..T-1 (the layout the linears produce and flash reads).
   torch::Tensor apply(const torch::Tensor& x);
   int64_t rope_dims() const { return rope_dims_; }
   // The base used for rows of T positions.
@@ -58,8 +58,8 @@ class Rotary {
 };
 
 // XSA, exclusive self-attention (spec §2.3.7): removes from each head's output its component along the
-// unit value vector at the same position, y_{t,h} ← y_{t,h} − ⟨y_{t,h}, v̂_{t,j}⟩ v̂_{t,j}, j = h / (H/H_kv),
-// v̂ = v / max(‖v‖₂, 1e-12). y: (B, T, H, d_h), v: (B, T, H_kv, d_h).
+// unit value vector at the same position, y_{t,h} ← y_{t,h} − ⟨y_{t,h}, v̂_{t,j}⟩ v̂_{t,j}, j = h / (H/Hkv),
+// v̂ = v / max(‖v‖₂, 1e-12). y: (B, T, H, d_h), v: (B, T, Hkv, d_h).
 torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v);
 
 }  // namespace pgolf

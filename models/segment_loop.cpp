@@ -18,9 +18,9 @@ namespace {
 struct SegmentLoop : Recurrence {
   SegmentLoop(const Config& cfg, const LayerContext& ctx) : Recurrence(ctx.num_layers), activate_at_(cfg.f("activate_at")) {
     const int64_t start = cfg.i("loop_start"), end = cfg.i("loop_end"), loops = cfg.i("num_loops"), L = ctx.num_layers;
-    if (start > end || end >= L)
-      throw ConfigError(cfg.key_path("loop_end") + ": the loop segment [" + std::to_string(start) + ", " +
-                        std::to_string(end) + "] must lie inside the " + std::to_string(L) + " layers with loop_start <= loop_end");
+    cfg.check(start <= end && end < L, "loop_end",
+              "a loop segment [loop_start, loop_end] = [" + std::to_string(start) + ", " + std::to_string(end) +
+                  "] with loop_start <= loop_end < model.layers (" + std::to_string(L) + ")");
     std::vector<int64_t> all;
     for (int64_t i = 0; i < start; ++i) all.push_back(i);
     for (int64_t r = 0; r <= loops; ++r)

@@ -8,9 +8,7 @@ namespace {
 
 struct SharedCores : Recurrence {
   SharedCores(const Config& cfg, const LayerContext& ctx) : Recurrence(ctx.num_layers), cores_(cfg.i("cores")) {
-    if (cores_ > ctx.num_layers)
-      throw ConfigError(cfg.key_path("cores") + ": " + std::to_string(cores_) + " cores for " +
-                        std::to_string(ctx.num_layers) + " layers; expected at most model.layers");
+    cfg.check(cores_ <= ctx.num_layers, "cores", "at most model.layers (" + std::to_string(ctx.num_layers) + ")");
   }
   int64_t num_cores() const override { return cores_; }
   int64_t core_of(int64_t layer) const override { return layer % cores_; }

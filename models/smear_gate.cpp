@@ -15,9 +15,7 @@ struct ScalarSmearGate : Smear {
   ScalarSmearGate(const Config& cfg, const LayerContext& ctx, bool bos_mask)
       : window_(cfg.i("window")), before_norm_(cfg.s("placement") == "before_norm"), bos_mask_(bos_mask),
         bos_id_(bos_mask ? cfg.i("bos_id") : -1) {
-    if (window_ > ctx.dim)
-      throw ConfigError(cfg.key_path("window") + ": " + std::to_string(window_) + " is wider than model.dim " +
-                        std::to_string(ctx.dim));
+    cfg.check(window_ <= ctx.dim, "window", "at most model.dim (" + std::to_string(ctx.dim) + ")");
     if (bos_mask_) {
       smear_gate = register_module("smear_gate", CastedLinear(window_, 1));
       smear_gate->initialize("zeros");

@@ -14,9 +14,8 @@ namespace {
 struct SharedValueEmbedding : ValueEmbedding {
   SharedValueEmbedding(const Config& cfg, const LayerContext& ctx) : layers_(cfg.ints("layers")), num_layers_(ctx.num_layers) {
     for (int64_t l : layers_)
-      if (l >= ctx.num_layers)
-        throw ConfigError(cfg.key_path("layers") + ": layer " + std::to_string(l) + " is outside the " +
-                          std::to_string(ctx.num_layers) + " layers");
+      cfg.check(l < ctx.num_layers, "layers",
+                "layer indices below model.layers (" + std::to_string(ctx.num_layers) + "); " + std::to_string(l) + " is not");
     const int64_t dim = cfg.i("dim");
     embed = register_module("embed", torch::nn::Embedding(ctx.vocab_size, dim));
     proj = register_module("proj", CastedLinear(dim, ctx.kv_dim()));

@@ -6,9 +6,9 @@
 
 namespace pgolf {
 
-// q: (N, H, D); k, v: (N, H_kv, D) with H a multiple of H_kv (query head h reads kv head h / (H/H_kv));
+// q: (N, H, d_h); k, v: (N, Hkv, d_h) with H a multiple of Hkv (query head h reads kv head h / (H/Hkv));
 // cu_seqlens: int32 (S+1) non-decreasing offsets from 0 to N (empty segments allowed, as from padding);
-// max_seqlen ≥ the longest segment. Softmax scale 1/√D. Returns (N, H, D).
+// max_seqlen ≥ the longest segment. Softmax scale 1/√d_h. Returns (N, H, d_h).
 // On CUDA in bf16/fp16 this runs ATen's flash attention with cumulative sequence lengths (forward and
 // backward as one autograd Function); elsewhere it runs varlen_causal_attention_reference.
 torch::Tensor varlen_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "framework/io.h"
+
 namespace pgolf {
 
 namespace {
@@ -16,6 +18,8 @@ const char* kHowToMake =
 SentencePieceModel::SentencePieceModel(const std::string& path)
     : path_(path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
   std::error_code ec;
+  if (const std::string dir = directory_problem(path, "a tokenizer model file (.model)"); !dir.empty())
+    throw std::runtime_error("tokenizer model: " + dir);
   if (!std::filesystem::is_regular_file(path, ec))
     throw std::runtime_error("tokenizer model '" + path + "' does not exist; " + kHowToMake);
   const auto status = sp_->Load(path);
