@@ -47,6 +47,44 @@ void usage(FILE* to) {
                "  --list            list every registered component by kind and exit\n");
 }
 
+// The flags that cannot go together (each named); true when the command line is usable.
+bool flags_agree(const pgolf::TrainerOptions& opt, int nproc) {
+  if (!opt.resume_dir.empty() && (!opt.recipe.empty() || !opt.out_dir.empty() || opt.overwrite)) {
+    std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe and --out (and --overwrite)\n");
+    return false;
+  }
+  if ((!opt.eval_artifact.empty() || !opt.export_code.empty()) && !opt.resume_dir.empty()) {
+    std::fprintf(stderr, "trainer: --eval-artifact and --export-code take --recipe FILE, not --resume\n");
+    return false;
+  }
+  if (opt.recipe.empty() && opt.resume_dir.empty()) {
+    std::fprintf(stderr, "trainer: --recipe FILE is required\n");
+    usage(stderr);
+    return false;
+  }
+  if (nproc > 0 && pgolf::launched_distributed()) {
+    std::fprintf(stderr, "trainer: --nproc inside a distributed launch (WORLD_SIZE is set): let torchrun start the ranks\n");
+    return false;
+  }
+  return true;
+}
+
+// `trainer --nproc N ...`: this program again, N times, as the ranks of one local run.
+int launch_ranks(int nproc, const std::vector<std::string>& worker_args) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) {
+    std::fprintf(stderr, "trainer --nproc: cannot find this program's path\n");
+    return 1;
+  }
+  try {
+    return pgolf::launch_local(nproc, std::string(exe, static_cast<size_t>(n)), worker_args);
+  } catch (const std::exception& e) {
+    pgolf::log::error(e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,37 +147,8 @@ int main(int argc, char** argv) {
     pgolf::print_components(std::cout);
     return 0;
   }
-  if (!opt.resume_dir.empty() && (!opt.recipe.empty() || !opt.out_dir.empty() || opt.overwrite)) {
-    std::fprintf(stderr, "trainer: --resume RUN_DIR takes the recipe and run directory from RUN_DIR; drop --recipe and --out (and --overwrite)\n");
-    return 2;
-  }
-  if ((!opt.eval_artifact.empty() || !opt.export_code.empty()) && !opt.resume_dir.empty()) {
-    std::fprintf(stderr, "trainer: --eval-artifact and --export-code take --recipe FILE, not --resume\n");
-    return 2;
-  }
-  if (opt.recipe.empty() && opt.resume_dir.empty()) {
-    std::fprintf(stderr, "trainer: --recipe FILE is required\n");
-    usage(stderr);
-    return 2;
-  }
-  if (nproc > 0 && pgolf::launched_distributed()) {
-    std::fprintf(stderr, "trainer: --nproc inside a distributed launch (WORLD_SIZE is set): let torchrun start the ranks\n");
-    return 2;
-  }
-  if (nproc > 0 && !opt.dry_run) {
-    char exe[4096];
-    const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) {
-      std::fprintf(stderr, "trainer --nproc: cannot find this program's path\n");
-      return 1;
-    }
-    try {
-      return pgolf::launch_local(nproc, std::string(exe, static_cast<size_t>(n)), worker_args);
-    } catch (const std::exception& e) {
-      pgolf::log::error(e.what());
-      return 1;
-    }
-  }
+  if (!flags_agree(opt, nproc)) return 2;
+  if (nproc > 0 && !opt.dry_run) return launch_ranks(nproc, worker_args);
   try {
     return pgolf::run_trainer(opt);
   } catch (const pgolf::Interrupted& e) {

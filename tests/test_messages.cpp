@@ -31,12 +31,7 @@ namespace fs = std::filesystem;
 const std::string kSrc = PGOLF_SOURCE_DIR;
 const std::string kTrainer = std::string(PGOLF_BIN_DIR) + "/trainer";
 
-// The tiny model of test_reliability.cpp: one thread, 2 sequences of 128 per step, no artifact.
-const std::string kTiny =
-    "--recipe recipes/default.json --set model.layers=1 --set model.dim=32 --set model.heads=2 --set model.kv_heads=1 "
-    "--set data.seq_len=128 --set data.batch_tokens=256 --set data.val_max_tokens=1024 --set eval.batch_tokens=1024 "
-    "--set train.threads=1 --set train.val_every=0 --set train.log_every=1 "
-    "--set 'pipeline=[{\"name\":\"evaluate\"}]' ";
+const std::string& kTiny = testing::kTinyRun;
 
 bool data_ready() { return fs::exists(kSrc + "/data/default/READY"); }
 

@@ -49,6 +49,14 @@ inline std::string xz_compress(const std::string& text) {
   return xz;
 }
 
+// The tiny trainer run the reliability and message tests share: a 1-layer dim-32 model of the default
+// recipe on one thread, 2 sequences of 128 per step, a 1k-token validation, no artifact.
+inline const std::string kTinyRun =
+    "--recipe recipes/default.json --set model.layers=1 --set model.dim=32 --set model.heads=2 --set model.kv_heads=1 "
+    "--set data.seq_len=128 --set data.batch_tokens=256 --set data.val_max_tokens=1024 --set eval.batch_tokens=1024 "
+    "--set train.threads=1 --set train.val_every=0 --set train.log_every=1 "
+    "--set 'pipeline=[{\"name\":\"evaluate\"}]' ";
+
 struct CommandResult {
   int code;         // the exit status; -1 when the process did not exit normally (killed by a signal)
   std::string out;  // stdout and stderr together
