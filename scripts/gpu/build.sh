@@ -16,11 +16,21 @@ if [ -x .gpu/prefix/usr/bin/lrzip ] && ! command -v lrzip >/dev/null; then
     "$p" "$p" "$p" > .gpu/bin/lrzip
   chmod +x .gpu/bin/lrzip
 fi
+# A build made on the development machine and carried (scripts/gpu/prebuilt.sh pack) serves when it holds
+# every target asked for; PGOLF_GPU_BUILD=source builds here regardless.
+if [ -f .gpu/prebuilt.tar.xz ] && [ "${PGOLF_GPU_BUILD:-}" != source ]; then
+  [ -x build-gpu/bin/trainer ] || bash scripts/gpu/prebuilt.sh install
+  missing=""
+  for t in ${TARGETS:-trainer pgolf-data pgolf_gpu_tests}; do [ -x "build-gpu/bin/$t" ] || missing="$missing $t"; done
+  [ -z "$missing" ] && exit 0
+  echo "[build] the carried build lacks$missing: building from source" >&2
+  rm -rf build-gpu
+fi
 extra=()
 if [ -n "$(lib libbrotlienc)" ] && [ -n "$(lib libbrotlidec)" ]; then
   extra+=(-DBROTLI_INCLUDE_DIR="$PWD/.gpu/prefix/usr/include" -DBROTLI_ENC_LIB="$(lib libbrotlienc)" -DBROTLI_DEC_LIB="$(lib libbrotlidec)")
 fi
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DPGOLF_CUDA=ON \
   -DLIBLZMA_INCLUDE_DIR="$PWD/.gpu/prefix/usr/include" -DLIBLZMA_LIBRARY="$(lib liblzma)" "${extra[@]}" >/dev/null
-# TARGETS: what to build (default everything the benchmarks and the GPU tests need).
-cmake --build build-gpu -j "$(nproc)" --target ${TARGETS:-trainer pgolf-data pgolf_tests} -- ${NINJA_FLAGS:-}
+# TARGETS: what to build (default the benchmarks' programs and the GPU tests).
+cmake --build build-gpu -j "$(nproc)" --target ${TARGETS:-trainer pgolf-data pgolf_gpu_tests} -- ${NINJA_FLAGS:-}
