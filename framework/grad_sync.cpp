@@ -18,7 +18,7 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<torch::Tensor> 
   for (size_t k = params_.size(); k-- > 0;) {
     const torch::Tensor& p = params_[k];
     if (!p.requires_grad()) continue;
-    const bool fits = !buckets_.empty() && bytes + p.nbytes() <= bucket_bytes &&
+    const bool fits = !buckets_.empty() && bytes + static_cast<int64_t>(p.nbytes()) <= bucket_bytes &&
                       buckets_.back().flat.scalar_type() == p.scalar_type() && buckets_.back().flat.device() == p.device();
     if (!fits) {
       buckets_.emplace_back();

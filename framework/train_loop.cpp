@@ -1,5 +1,7 @@
 #include "framework/train_loop.h"
 
+#include <c10/core/impl/VirtualGuardImpl.h>
+
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -133,21 +135,36 @@ void TrainLoop::run(LoopState& st) {
 }
 
 // One rank: the cap is reached when this process's clock passes it, and a signal counts when it arrives.
-// Several: every rank posts its (cap reached, signal) each step and reads the previous step's all-reduced
-// maximum (already complete, so no stall): all ranks stop after the same step, one step after the first
-// rank passed the cap or was signalled.
+// Several: every rank posts its (cap reached, signal) each step and reads an all-reduced maximum that is
+// already complete, so the host never waits for the queued step: on the CPU the previous step's; on CUDA
+// the one before it, copied to pinned memory behind an event one step earlier. All ranks read the same
+// step's vote, so all stop after the same step.
 TrainLoop::StopVote TrainLoop::agreed_stop(double now_ms) {
   const bool reached = budget_ms_ > 0 && now_ms >= budget_ms_;
   Communicator& comm = *run_.comm;
   if (comm.world() == 1) return {reached, stop_signal()};
+  const auto read = [](const torch::Tensor& t) {
+    return StopVote{t[0].item<double>() > 0, static_cast<int>(t[1].item<double>())};
+  };
   StopVote agreed;
   if (stop_work_) {
-    stop_work_->wait();
-    const auto prev = stop_flag_.cpu();  // on CUDA this waits for the queued step (TODO: pinned copy + event)
-    agreed = {prev[0].item<double>() > 0, static_cast<int>(prev[1].item<double>())};
+    stop_work_->wait();  // NCCL: the stream waits for the all-reduce, not the host
+    if (run_.device.is_cuda()) {
+      if (stop_host_.defined()) {
+        stop_event_->synchronize();  // recorded a step ago: long complete
+        agreed = read(stop_host_);
+      }
+      stop_host_ = torch::empty({2}, torch::TensorOptions().dtype(torch::kFloat64).pinned_memory(true));
+      stop_host_.copy_(stop_flag_, /*non_blocking=*/true);
+      stop_event_ = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+      stop_event_->record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(run_.device));
+    } else {
+      agreed = read(stop_flag_);
+    }
   }
-  stop_flag_ = torch::tensor({reached ? 1.0 : 0.0, static_cast<double>(stop_signal())},
-                             torch::TensorOptions().dtype(torch::kFloat64)).to(run_.device);
+  // Filled on the device (no host-to-device copy, which would wait for the stream).
+  stop_flag_ = torch::full({2}, reached ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(run_.device));
+  stop_flag_.select(0, 1).fill_(static_cast<double>(stop_signal()));
   stop_work_ = comm.all_reduce_async(stop_flag_, ReduceOp::Max);
   return agreed;
 }

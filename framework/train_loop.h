@@ -6,6 +6,8 @@
 
 #include <memory>
 
+#include <c10/core/Event.h>
+
 #include "framework/checkpointer.h"
 #include "framework/guards.h"
 #include "framework/profiler.h"
@@ -47,6 +49,8 @@ class TrainLoop {
   double budget_ms_;
   WorkHandle stop_work_;
   torch::Tensor stop_flag_;  // multi-rank: (cap reached, signal) of the previous step, all-reduced max
+  torch::Tensor stop_host_;  // CUDA: a pinned copy of an earlier step's stop_flag_, complete once stop_event_ is
+  std::unique_ptr<c10::Event> stop_event_;
   double logged_flops_ = 0, logged_ms_ = 0;  // at the previous log line (the interval's MFU)
 };
 

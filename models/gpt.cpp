@@ -233,9 +233,9 @@ Schema schema() {
       .integer("kv_heads", 4, 1, 256, "key/value heads (GQA)")
       .number("tied_embed_init_std", 0.005, 0.0, 10.0, "std of the tied embedding's normal init")
       .number("logit_softcap", 30.0, 1e-3, 1e6, "C in C*tanh(z/C)")
-      .boolean("fused_kernels", false,
+      .boolean("fused_kernels", true,
                "fused CUDA ops (kernels/): chunked softcapped CE, norm+RoPE+gain, residual ops, LeakyReLU2; CPU "
-               "unaffected; opt-in until their CUDA tests have run on a GPU")
+               "unaffected; false runs their ATen compositions on the GPU too")
       .choice("linear_init", "default", {"default", "orthogonal"},
               "init of non-zero-init matrices: PyTorch's nn.Linear default, or orthogonal (family A, #461)")
       .component("block", "block", "sequential", "residual block")

@@ -106,7 +106,7 @@ bool differs(const TrainingState& a, const TrainingState& b) {
   return false;
 }
 
-TEST(WarmupRollback, RestoresWeightsOptimizersAveragerLoaderAndRngBitForBit) {
+TEST(WarmupRollback, RestoresWeightsOptimizersHooksLoaderAndRngBitForBit) {
   TempDir dir;
   Rig s(dir, 1);
   s.step(1.0, 0);  // non-zero moments and a moved loader before the snapshot
