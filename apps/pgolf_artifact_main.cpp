@@ -16,6 +16,7 @@
 #include <map>
 #include <regex>
 
+#include "framework/crash.h"
 #include "framework/artifact.h"
 #include "framework/io.h"
 
@@ -167,6 +168,7 @@ int bench(const std::string& container, const std::map<std::string, int64_t>& sh
 }  // namespace pgolf
 
 int main(int argc, char** argv) {
+  pgolf::install_crash_report();
   if (argc >= 3 && std::string(argv[1]) == "bench") {
     std::map<std::string, int64_t> shape = {{"layers", 11}, {"dim", 512}, {"kv-dim", 256}, {"mlp", 2048}, {"vocab", 8192}};
     for (int i = 3; i + 1 < argc; i += 2) shape[std::string(argv[i]).substr(2)] = std::stoll(argv[i + 1]);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "framework/c10d_communicator.h"
+#include "framework/crash.h"
 #include "framework/launcher.h"
 #include "framework/log.h"
 #include "framework/plugin.h"
@@ -88,6 +89,7 @@ int launch_ranks(int nproc, const std::vector<std::string>& worker_args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pgolf::install_crash_report();
   pgolf::TrainerOptions opt;
   std::vector<std::string> plugins;
   bool list = false;

@@ -6,8 +6,8 @@
 
 namespace pgolf {
 
-// Start at row 0; repeatedly append the unused row with the smallest L1 distance (float32 on the integer
-// values, exact below 2^24) to the last appended row; ties go to the lowest index. Returns int64 [rows].
+// Start at row 0; repeatedly append the unused row with the smallest L1 distance (exact, in integers) to the
+// last appended row; ties go to the lowest index. Returns int64 [rows].
 torch::Tensor nearest_neighbour_order(const torch::Tensor& rows);
 
 }  // namespace pgolf

@@ -26,7 +26,7 @@ case ${1:-} in
     stage=$(mktemp -d)
     trap 'rm -rf "$stage"' EXIT
     mkdir -p "$stage/bin" "$stage/lib"
-    for b in "${BIN_NAMES[@]}"; do strip -o "$stage/bin/$b" "build-cuda/bin/$b"; done
+    for b in "${BIN_NAMES[@]}"; do cp "build-cuda/bin/$b" "$stage/bin/$b"; done  # unstripped: crash reports resolve
     for l in libspdlog.so.1.10 libfmt.so.9 libsentencepiece.so.0 libsentencepiece_train.so.0; do
       cp -L "/usr/lib/x86_64-linux-gnu/$l" "$stage/lib/"
     done
