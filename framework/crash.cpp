@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 namespace pgolf {
@@ -34,6 +35,8 @@ void install_crash_report() {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESETHAND;
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL}) sigaction(sig, &sa, nullptr);
+  const char* inject = std::getenv("PGOLF_INJECT_CRASH");  // the reliability test's crash
+  if (inject && *inject) std::raise(SIGSEGV);
 }
 
 }  // namespace pgolf

@@ -7,13 +7,15 @@
 //  3. nothing is written before the checks pass; a failure during training leaves failed.json, which a
 //     rerun replaces with --overwrite;
 //  5. a non-finite evaluation score is an error naming the stage; a loss stuck at ln(vocab) is warned about;
-//  7. a failed write (metrics.jsonl, train.log, a checkpoint) stops the run at once naming the file.
+//  7. a failed write (metrics.jsonl, train.log, a checkpoint) stops the run at once naming the file;
+//  a fatal signal prints the native stack and still dies of it.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -315,6 +317,14 @@ TEST(ReliabilityWrites, FailedLogAndCheckpointWritesStopTheRun) {
     EXPECT_EQ(r.out.find("step 4/6"), std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(out + "/summary.json"));
   }
+}
+
+// A fatal signal prints the native stack (framework/crash.cpp) and still dies of that signal.
+TEST(ReliabilityCrash, AFatalSignalPrintsTheNativeStackAndDiesOfIt) {
+  const auto r = testing::run_command("PGOLF_INJECT_CRASH=1 " + std::string(PGOLF_BIN_DIR) + "/trainer --help");
+  EXPECT_TRUE(r.code == 128 + SIGSEGV || r.code == -1) << r.code << "\n" << r.out;
+  EXPECT_NE(r.out.find("fatal signal SIGSEGV: native stack"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trainer("), std::string::npos) << "no frame of the trainer:\n" << r.out;
 }
 
 }  // namespace

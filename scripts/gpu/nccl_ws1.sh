@@ -16,7 +16,7 @@ TARGETS="trainer pgolf-data" scripts/gpu/build.sh
 mkdir -p "$OUT"
 args=(--recipe recipes/pr1855.json --set "data.train=$DATA/$v/fineweb_train_*.bin" --set "data.val=$DATA/$v/fineweb_val_*.bin"
   --set "data.tokenizer=.gpu/tokenizers/$v.model" --set train.iterations="$STEPS" --set train.max_wallclock_seconds=0
-  --set train.log_every=10 --set train.val_every=0 --set train.warmup_steps=5 --set 'pipeline=[]')
+  --set train.log_every=10 --set train.val_every=0 --set train.warmup_steps=5 --set train.warmup_looped_steps=5 --set 'pipeline=[]')
 BIN=$PWD/build-gpu/bin/trainer
 echo "[nccl-ws1] plain: $BIN ${args[*]}"
 "$BIN" "${args[@]}" --out "$OUT/plain" > "$OUT/plain.log" 2>&1 || { tail -30 "$OUT/plain.log"; exit 1; }
