@@ -12,12 +12,13 @@
 #include <chrono>
 #include <thread>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <regex>
 
-#include "framework/crash.h"
 #include "framework/artifact.h"
+#include "framework/crash.h"
 #include "framework/io.h"
 
 namespace pgolf {
@@ -28,7 +29,7 @@ void usage(FILE* to) {
                "usage: pgolf-artifact inspect ARTIFACT [--container NAME|JSON] [--budget N] [--code-bytes N]\n"
                "  --container C   the container that wrote it (default: recognised from the bytes)\n"
                "  --budget N      decimal byte budget (default 16000000)\n"
-               "  --code-bytes N  counted code bytes to add (summary.json's artifact_code_bytes; default 0)\n"
+               "  --code-bytes N  counted code bytes to add (default: artifact_code_bytes of the summary.json beside it)\n"
                "       pgolf-artifact bench CONTAINER [--layers N] [--dim N] [--kv-dim N] [--mlp N] [--vocab N]\n");
 }
 
@@ -83,16 +84,30 @@ std::string role_of(const std::string& name) {
   return std::regex_replace(name, block, "blocks.*.");
 }
 
-int inspect(const std::string& path, const std::string& named, int64_t budget, int64_t code) {
+// The counted code bytes: --code-bytes, else the artifact_code_bytes of the summary.json the trainer wrote
+// beside the artifact, else none (said so).
+std::pair<int64_t, std::string> code_bytes(const std::string& artifact, int64_t given) {
+  if (given >= 0) return {given, "--code-bytes"};
+  const std::string summary = (std::filesystem::path(artifact).parent_path() / "summary.json").string();
+  if (std::filesystem::is_regular_file(summary)) {
+    const Json j = Json::parse(read_file(summary), nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("artifact_code_bytes") && j["artifact_code_bytes"].is_number_integer())
+      return {j["artifact_code_bytes"].get<int64_t>(), summary};
+  }
+  return {0, "not counted: no --code-bytes and no summary.json beside the artifact"};
+}
+
+int inspect(const std::string& path, const std::string& named, int64_t budget, int64_t given_code) {
+  const auto [code, code_from] = code_bytes(path, given_code);
   const std::string bytes = read_file(path);
   std::shared_ptr<Container> c;
   const auto [how, q] = open_artifact(path, bytes, named, &c);
   const auto pct = [&](double b) { return 100.0 * b / static_cast<double>(budget); };
   const int64_t total = static_cast<int64_t>(bytes.size()) + code;
   std::printf("artifact %s: %zu bytes, container %s\n", path.c_str(), bytes.size(), how.c_str());
-  std::printf("budget %lld: model %zu + code %lld = %lld (%.2f%%), left %lld%s\n\n", (long long)budget, bytes.size(),
-              (long long)code, (long long)total, pct(static_cast<double>(total)), (long long)(budget - total),
-              total > budget ? "  OVER BUDGET" : "");
+  std::printf("budget %lld: model %zu + code %lld = %lld (%.2f%%), left %lld%s\ncode bytes: %s\n\n", (long long)budget,
+              bytes.size(), (long long)code, (long long)total, pct(static_cast<double>(total)), (long long)(budget - total),
+              total > budget ? "  OVER BUDGET" : "", code_from.c_str());
   std::map<std::string, int64_t> stored, raw;
   std::printf("%-28s %14s %9s\n", "part", "stored bytes", "budget%");
   for (const auto& [part, n] : c->parts(bytes, path)) {
@@ -184,7 +199,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string container;
-  int64_t budget = 16000000, code = 0;
+  int64_t budget = 16000000, code = -1;
   try {
     for (int i = 3; i < argc; ++i) {
       const std::string a = argv[i];

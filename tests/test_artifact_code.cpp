@@ -149,6 +149,11 @@ TEST(ArtifactCode, EvalArtifactScoresTheBytesAndInspectReadsThem) {
   ASSERT_EQ(i.code, 0) << i.out;
   EXPECT_NE(i.out.find("tok_emb.weight"), std::string::npos) << i.out;
   EXPECT_NE(i.out.find("left"), std::string::npos) << i.out;
+  const std::string code = std::to_string(trained["artifact_code_bytes"].get<int64_t>());  // from summary.json beside it
+  EXPECT_NE(i.out.find("+ code " + code + " = " + std::to_string(trained["artifact_bytes"].get<int64_t>())), std::string::npos)
+      << i.out;
+  auto given = testing::run_command(kBin + "/pgolf-artifact inspect " + d.file("run/artifact.bin") + " --code-bytes 7");
+  EXPECT_NE(given.out.find("+ code 7 = "), std::string::npos) << given.out;
   std::string bad = read_file(d.file("run/artifact.bin"));
   bad[bad.size() / 2] ^= 0x21;
   const std::string bad_path = d.write("bad.bin", bad);
