@@ -150,20 +150,22 @@ TrainLoop::StopVote TrainLoop::agreed_stop(double now_ms) {
   if (stop_work_) {
     stop_work_->wait();  // NCCL: the stream waits for the all-reduce, not the host
     if (run_.device.is_cuda()) {
-      if (stop_host_.defined()) {
+      if (stop_event_) {
         stop_event_->synchronize();  // recorded a step ago: long complete
         agreed = read(stop_host_);
+      } else {
+        stop_host_ = torch::empty({2}, torch::TensorOptions().dtype(torch::kFloat64).pinned_memory(true));
+        stop_event_ = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
       }
-      stop_host_ = torch::empty({2}, torch::TensorOptions().dtype(torch::kFloat64).pinned_memory(true));
-      stop_host_.copy_(stop_flag_, /*non_blocking=*/true);
-      stop_event_ = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+      stop_host_.copy_(stop_flag_, /*non_blocking=*/true);  // read above, so free to overwrite
       stop_event_->record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(run_.device));
     } else {
       agreed = read(stop_flag_);
     }
   }
-  // Filled on the device (no host-to-device copy, which would wait for the stream).
-  stop_flag_ = torch::full({2}, reached ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(run_.device));
+  // Refilled on the device, after (in stream order) the copy above: no host-to-device copy, which would wait.
+  if (!stop_flag_.defined()) stop_flag_ = torch::empty({2}, torch::TensorOptions().dtype(torch::kFloat64).device(run_.device));
+  stop_flag_.select(0, 0).fill_(reached ? 1.0 : 0.0);
   stop_flag_.select(0, 1).fill_(static_cast<double>(stop_signal()));
   stop_work_ = comm.all_reduce_async(stop_flag_, ReduceOp::Max);
   return agreed;

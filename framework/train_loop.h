@@ -49,7 +49,7 @@ class TrainLoop {
   double budget_ms_;
   WorkHandle stop_work_;
   torch::Tensor stop_flag_;  // multi-rank: (cap reached, signal) of the previous step, all-reduced max
-  torch::Tensor stop_host_;  // CUDA: a pinned copy of an earlier step's stop_flag_, complete once stop_event_ is
+  torch::Tensor stop_host_;  // CUDA: the pinned copy of the previous step's stop_flag_, complete once stop_event_ is
   std::unique_ptr<c10::Event> stop_event_;
   double logged_flops_ = 0, logged_ms_ = 0;  // at the previous log line (the interval's MFU)
 };

@@ -321,7 +321,7 @@ TEST(ReliabilityWrites, FailedLogAndCheckpointWritesStopTheRun) {
 
 // A fatal signal prints the native stack (framework/crash.cpp) and still dies of that signal.
 TEST(ReliabilityCrash, AFatalSignalPrintsTheNativeStackAndDiesOfIt) {
-  const auto r = testing::run_command("PGOLF_INJECT_CRASH=1 " + std::string(PGOLF_BIN_DIR) + "/trainer --help");
+  const auto r = testing::run_command("PGOLF_INJECT_CRASH=1 " + kTrainer + " --help");
   EXPECT_TRUE(r.code == 128 + SIGSEGV || r.code == -1) << r.code << "\n" << r.out;
   EXPECT_NE(r.out.find("fatal signal SIGSEGV: native stack"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("trainer("), std::string::npos) << "no frame of the trainer:\n" << r.out;

@@ -21,7 +21,6 @@ TARGETS="trainer pgolf-data pgolf-artifact" bash scripts/gpu/build.sh > "$RESULT
 say "installed"
 VARIANTS=sp8192-caseops timeout 120 bash scripts/gpu/prepare_data.sh > "$RESULT/prepare.log" 2>&1 || { tail -20 "$RESULT/prepare.log"; exit 1; }
 say "data: $(tail -1 "$RESULT/prepare.log")"
-ulimit -s >> "$RESULT/env.txt"; nproc >> "$RESULT/env.txt"
 for c in ${CONTAINERS:-pergroup zstd22}; do
   timeout "${CONTAINER_SECONDS:-60}" build-gpu/bin/pgolf-artifact bench "$c" >> "$RESULT/containers.log" 2>&1
   rc=$?
