@@ -1,21 +1,22 @@
 #include "framework/io.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 namespace pgolf {
 
+// stat(2), not std::filesystem: this runs on the container's threads too (quant/lrzip.cpp says why).
 std::string directory_problem(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  return std::filesystem::is_directory(path, ec) ? path + " is a directory, expected " + what : "";
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? path + " is a directory, expected " + what : "";
 }
 
 std::string read_file(const std::string& path) {

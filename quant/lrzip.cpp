@@ -1,5 +1,6 @@
 #include "quant/lrzip.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -8,7 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <filesystem>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -16,18 +17,21 @@
 
 extern char** environ;
 
-namespace fs = std::filesystem;
-
 namespace pgolf {
 
 namespace {
 
-bool executable(const std::string& p) {
+bool regular_file(const std::string& p) {
   struct stat st {};
-  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0;
+  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// A private temp directory, removed with everything in it when the call ends.
+bool executable(const std::string& p) { return regular_file(p) && access(p.c_str(), X_OK) == 0; }
+
+// A private temp directory holding the few files one lrzip run makes, removed with them when the call ends.
+// Plain POSIX calls, not std::filesystem: the groups run on threads, and on the GPU machine the binary binds
+// std::filesystem::remove_all to the copy libtorch.so exports, which jumped to address 0 when threads called
+// it at once (cuda-gdb backtrace, 2026-12-03).
 struct TempDir {
   TempDir() {
     const char* t = std::getenv("TMPDIR");
@@ -36,8 +40,12 @@ struct TempDir {
     path = tmpl;
   }
   ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
+    if (DIR* d = ::opendir(path.c_str())) {  // flat: the input, lrzip's output and its log
+      while (const dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ::unlink((path + "/" + e->d_name).c_str());
+      ::closedir(d);
+    }
+    ::rmdir(path.c_str());
   }
   std::string path;
 };
@@ -80,8 +88,8 @@ std::string through_lrzip(const std::string& program, const std::string& in, boo
   const std::vector<std::string> args = compress ? std::vector<std::string>{"-q", "-z", "-L", "9", "-o", dst, src}
                                                  : std::vector<std::string>{"-q", "-d", "-f", "-o", dst, src};
   const int status = run(exe, args, log);
-  if (status != 0 || !fs::is_regular_file(dst)) {
-    std::string said = fs::is_regular_file(log) ? read_file(log) : "";
+  if (status != 0 || !regular_file(dst)) {
+    std::string said = regular_file(log) ? read_file(log) : "";
     while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
     throw std::runtime_error(std::string("lrzip ") + (compress ? "compress" : "decompress") + " failed (exit " +
                              std::to_string(status) + ")" + (said.empty() ? "" : ": " + said));
