@@ -2,10 +2,12 @@
 
 #include <fnmatch.h>
 
+#include <chrono>
 #include <cmath>
 
 #include "framework/grad_clip.h"
 #include "framework/grad_sync.h"
+#include "framework/log.h"
 #include "framework/score_ledger.h"
 #include "framework/window_scorer.h"
 
@@ -114,9 +116,14 @@ EvalResult ChunkedSgdTtt::evaluate(LanguageModel& model, const ValStream& val, c
   const bool was_training = model.is_training();
   model.eval();
   const int64_t n = pass.chunks.count();
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t every = std::max<int64_t>(1, n / 10);  // about ten progress lines a pass
   for (int64_t c = 0; c < n; ++c) {
     if (plant_train_before_score && c + 1 < n) pass.train(c);
     pass.score(c);
+    if ((c + 1) % every == 0 || c + 1 == n)  // after the ledger's sync of the previous chunk: device time
+      log::info(strf("chunked_sgd_ttt: chunk %lld/%lld scored, %.1f s", static_cast<long long>(c + 1),
+                     static_cast<long long>(n), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
     if (c + 1 == n) break;  // the last chunk is never trained on
     pass.ledger.sync(pass.chunks.begin(c), pass.chunks.end(c));
     if (!plant_train_before_score) pass.train(c);

@@ -2,7 +2,10 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <chrono>
 #include <cmath>
+
+#include "framework/log.h"
 
 #include "framework/grad_clip.h"
 #include "framework/grad_sync.h"
@@ -211,14 +214,23 @@ EvalResult PhasedLoraTtt::evaluate(LanguageModel& model, const ValStream& val, c
   const bool was_training = model.is_training();
   model.eval();
   const auto n = static_cast<int64_t>(pass.batches.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  log::info(strf("phased_lora_ttt: %zu documents in %lld batches of up to %lld, %zu phases", pass.docs.size(),
+                 static_cast<long long>(n), static_cast<long long>(doc_batch_), pass.ends.size() + 1));
   int64_t lo = 0;
   for (size_t k = 0; k <= pass.ends.size(); ++k) {
     const int64_t hi = k < pass.ends.size() ? pass.ends[k] : n;
     pass.score_batches(lo, hi, static_cast<int64_t>(k));
+    // Progress per phase (the per-batch ledger check has synchronised, so the wall time is the device's).
+    log::info(strf("phased_lora_ttt: phase %zu scored batches %lld-%lld, %lld tokens on this rank, %.1f s", k + 1,
+                   static_cast<long long>(lo), static_cast<long long>(hi), static_cast<long long>(pass.scored), seconds()));
     lo = hi;
     if (k == pass.ends.size() || hi >= n) continue;  // no global update once nothing is left to score
     pass.lora.reset();                               // the next phase builds a new LoRA (fresh A)
     pass.global_sgd(pass.boundaries[k], static_cast<int64_t>(k));
+    log::info(strf("phased_lora_ttt: global SGD after phase %zu on %lld documents, %.1f s", k + 1,
+                   static_cast<long long>(pass.boundaries[k]), seconds()));
   }
   const EvalResult r = all_reduce_result(pass.loss_sum, static_cast<double>(pass.scored), pass.byte_sum, ctx);
   pass.ledger.finish(pass.T, false, "phased_lora_ttt");
