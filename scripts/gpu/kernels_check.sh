@@ -10,7 +10,8 @@
 #      step STEPS/2+1), pre-loop and looped, the GPU memory peak; then, with REF=1, the Python #1755 reference
 #      at the same batch, phases and data (torch.compile first); then pgolf's #1855 likewise;
 #   4. #1755 for LOSS_STEPS steps (default 40) at 262,144 tokens per step (loop from the middle), with the
-#      kernels and without (model.fused_kernels=false): per-step training losses compared, both runs' tokens/s.
+#      kernels and without (model.fused_kernels=false): per-step training losses compared, both runs' tokens/s;
+#   5. with PROFILE=1, #1855's looped full-batch step under trainer --profile ($OUT/profile_pr1855.txt).
 # Prints one compact table ($OUT/kernels_check.md); logs in $OUT/kernels_check.log.
 #
 #   here:     scripts/gpu/kernels_check.sh stage        (SHARED, default ../shared)
@@ -113,6 +114,13 @@ loss=(--set data.batch_tokens=262144 --set train.iterations="$LOSS_STEPS" --set 
   --set train.warmup_looped_steps=0 --set model.recurrence.activate_at=0.5)
 run_pgolf loss-fused pr1755 "${loss[@]}" --set model.fused_kernels=true
 run_pgolf loss-unfused pr1755 "${loss[@]}" --set model.fused_kernels=false
+# 5. PROFILE=1: where #1855's looped full-batch step goes now (trainer --profile: steps 6-8, loop from step 4)
+if [ -n "${PROFILE:-}" ]; then
+  run_pgolf profile-pr1855 pr1855 --set train.iterations=9 --set train.warmup_steps=1 --set train.warmup_looped_steps=1 \
+    --set model.recurrence.activate_at=0.3 --profile "$WORK/runs/pr1855.trace.json"
+  grep -A40 "profile:" "$WORK/runs/profile-pr1855.log" | sed 's/^\[[^]]*\] //' > "$RESULT/profile_pr1855.txt" || true
+  head -60 "$RESULT/profile_pr1855.txt" | tee -a "$LOG"
+fi
 
 # The table.
 python3 - "$WORK/runs" "$STEPS" "$LOSS_STEPS" <<'PY' | tee "$RESULT/kernels_check.md"
