@@ -45,4 +45,14 @@ void scale_add_bwd(const void* g, const void* y, const float* s, void* dy, float
 void leaky_relu2_fwd(const void* z, void* out, int64_t n, float slope, cudaStream_t stream);
 void leaky_relu2_bwd(const void* z, const void* g, void* dz, int64_t n, float slope, cudaStream_t stream);
 
+// XSA + per-head gate over rows = B·T·Hkv (position, kv head) rows of d channels, each read by G = H/Hkv query
+// heads: out_h = g_h · (y_h − (y_h·v̂) v̂), v̂ = v / max(‖v‖, 1e-12); y, out (B, T, H, d), v (B, T, Hkv, d), gate
+// (B, T, H) bf16 or null (g = 1); without xsa v is not read (v̂ = 0). The backward writes dy, dv (xsa) and
+// dgate (gate). d at most kMaxXsaDim.
+void xsa_gate_fwd(const void* y, const void* v, const void* gate, void* out, int64_t rows, int64_t G, int64_t d,
+                  bool xsa, cudaStream_t stream);
+void xsa_gate_bwd(const void* dout, const void* y, const void* v, const void* gate, void* dy, void* dv, void* dgate,
+                  int64_t rows, int64_t G, int64_t d, bool xsa, cudaStream_t stream);
+constexpr int64_t kMaxXsaDim = 256;
+
 }  // namespace pgolf::kernels::cuda

@@ -45,6 +45,11 @@ torch::Tensor scale_add(const torch::Tensor& x, const torch::Tensor& s, const to
 // (e) LeakyReLU(z, slope)²; its backward gate is 2z for z > 0 and 2·slope²·z otherwise.
 torch::Tensor leaky_relu2(const torch::Tensor& z, double slope, bool fused);
 
+// (f) XSA then the attention's per-head output gate, on y (B, T, H, d_h) read from v (B, T, Hkv, d_h):
+//   z_h = y_h − (y_h·v̂) v̂ with v̂ = v / max(‖v‖, 1e-12) the unit value of the kv head h reads (xsa), else y_h;
+//   out_h = g_h · z_h with gate g (B, T, H) in y's dtype, or out = z when gate is undefined.
+torch::Tensor xsa_gate(const torch::Tensor& y, const torch::Tensor& v, const torch::Tensor& gate, bool xsa, bool fused);
+
 namespace compose {  // the ATen compositions (the models' code before fusion)
 torch::Tensor softcap_ce(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& y, double softcap, bool mean);
 torch::Tensor norm_rope_gain(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -52,6 +57,8 @@ torch::Tensor norm_rope_gain(const torch::Tensor& x, const torch::Tensor& cos, c
 torch::Tensor resid_mix(const torch::Tensor& x, const torch::Tensor& x0, const torch::Tensor& mix);
 torch::Tensor scale_add(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& y);
 torch::Tensor leaky_relu2(const torch::Tensor& z, double slope);
+torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v);
+torch::Tensor xsa_gate(const torch::Tensor& y, const torch::Tensor& v, const torch::Tensor& gate, bool xsa);
 }  // namespace compose
 
 namespace function {  // the autograd Functions, on any device (tests call them on the CPU in fp64)
@@ -64,6 +71,7 @@ torch::Tensor norm_rope_gain(const torch::Tensor& x, const torch::Tensor& cos, c
 torch::Tensor resid_mix(const torch::Tensor& x, const torch::Tensor& x0, const torch::Tensor& mix);
 torch::Tensor scale_add(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& y);
 torch::Tensor leaky_relu2(const torch::Tensor& z, double slope);
+torch::Tensor xsa_gate(const torch::Tensor& y, const torch::Tensor& v, const torch::Tensor& gate, bool xsa);
 }  // namespace function
 
 }  // namespace pgolf::kernels

@@ -11,10 +11,9 @@ struct AttnOutGate : AttentionGate {
     attn_out_gate_w = register_parameter("attn_out_gate_w", torch::zeros({ctx.heads, window_}));
   }
 
-  torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) override {
+  torch::Tensor values(const AttentionInput& in) override {
     auto u = in.x_in.narrow(-1, 0, window_);
-    auto g = 2.0 * torch::sigmoid(torch::nn::functional::linear(u, attn_out_gate_w.to(u.scalar_type())));  // (B, T, H)
-    return y * g.unsqueeze(-1);
+    return 2.0 * torch::sigmoid(torch::nn::functional::linear(u, attn_out_gate_w.to(u.scalar_type())));  // (B, T, H)
   }
 
   int64_t window_;

@@ -81,8 +81,11 @@ using AttentionRegistry = Registry<Attention, const LayerContext&>;
 // A per-head multiplicative gate on the attention output, after XSA and before the output projection.
 struct AttentionGate : torch::nn::Module {
   static constexpr const char* kKind = "attn_gate";
+  // The gate g (B, T, H) in the input's dtype; the attention scales head h at position t by g_{t,h} (fused
+  // with XSA: kernels::xsa_gate).
+  virtual torch::Tensor values(const AttentionInput& in) = 0;
   // y: (B, T, H, d_h) -> y with head h at position t scaled by g_{t,h}.
-  virtual torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) = 0;
+  torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) { return y * values(in).unsqueeze(-1); }
 };
 using AttentionGateRegistry = Registry<AttentionGate, const LayerContext&>;
 

@@ -12,9 +12,8 @@ struct DenseAttnGate : AttentionGate {
     attn_gate_w.normal_(0.0, cfg.f("init_std"));
   }
 
-  torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) override {
-    auto g = torch::sigmoid(torch::nn::functional::linear(in.x, attn_gate_w.to(in.x.scalar_type())));  // (B, T, H)
-    return y * g.unsqueeze(-1);
+  torch::Tensor values(const AttentionInput& in) override {
+    return torch::sigmoid(torch::nn::functional::linear(in.x, attn_gate_w.to(in.x.scalar_type())));  // (B, T, H)
   }
 
   torch::Tensor attn_gate_w;

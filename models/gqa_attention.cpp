@@ -86,8 +86,8 @@ struct GqaAttention : Attention {
                                            /*scale=*/std::nullopt, /*enable_gqa=*/kv_heads_ != heads_)
               .transpose(1, 2);
     }
-    if (xsa_) y = exclusive_self_attention(y, v);
-    if (gate) y = gate->forward(y, in);
+    // XSA, then the gate: one fused op (the composition on the CPU).
+    y = kernels::xsa_gate(y, v, gate ? gate->values(in) : torch::Tensor(), xsa_, fused_);
     return proj(y.reshape({B, T, D}));
   }
 

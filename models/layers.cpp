@@ -10,6 +10,19 @@ CastedLinearImpl::CastedLinearImpl(int64_t in, int64_t out) {
   initialize("default");
 }
 
+const torch::Tensor& CastedLinearImpl::cast_weight(torch::ScalarType dtype) {
+  if (dtype == weight.scalar_type()) return weight;
+  const auto version = static_cast<int64_t>(weight._version());
+  const bool grad = torch::GradMode::is_enabled() && weight.requires_grad();
+  if (!cast_.defined() || cast_version_ != version || cast_grad_ != grad || cast_.scalar_type() != dtype ||
+      cast_.device() != weight.device()) {
+    cast_ = weight.to(dtype);
+    cast_version_ = version;
+    cast_grad_ = grad;
+  }
+  return cast_;
+}
+
 void CastedLinearImpl::initialize(const std::string& init) {
   torch::NoGradGuard g;
   if (init == "zeros") {
@@ -66,13 +79,6 @@ torch::Tensor Rotary::apply(const torch::Tensor& x) {
   auto rotated = torch::cat({x1 * cos_ + x2 * sin_, x2 * cos_ - x1 * sin_}, -1);
   if (rope_dims_ == head_dim_) return rotated;
   return torch::cat({rotated, x.narrow(-1, rope_dims_, head_dim_ - rope_dims_)}, -1);
-}
-
-torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v) {
-  const int64_t B = y.size(0), T = y.size(1), H = y.size(2), d_h = y.size(3), Hkv = v.size(2);
-  auto yg = y.reshape({B, T, Hkv, H / Hkv, d_h});  // query heads grouped under the kv head they read
-  auto vn = (v / torch::linalg_vector_norm(v, 2, {-1}, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(3);
-  return (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).reshape({B, T, H, d_h});
 }
 
 }  // namespace pgolf

@@ -22,15 +22,24 @@ inline torch::Tensor rms_norm(const torch::Tensor& x) {
 struct CastedLinearImpl : torch::nn::Module, Tappable {
   CastedLinearImpl(int64_t in, int64_t out);
   torch::Tensor forward(const torch::Tensor& x) {
-    if (!tapped()) return torch::nn::functional::linear(x, weight.to(x.scalar_type()));
+    if (!tapped()) return torch::nn::functional::linear(x, cast_weight(x.scalar_type()));
     taps_->observe(site_, x);
     const torch::Tensor w = taps_->weight(site_, weight, is_training());
     return taps_->output(site_, x, torch::nn::functional::linear(x, w.to(x.scalar_type())));
   }
+  // The master cast to `dtype`, made once while the master is unchanged: its version counter (every optimizer
+  // step and in-place load bumps it), device and the grad mode key the cache. So the micro-batches of a step
+  // share one cast, and each one's backward runs through that cast node into the fp32 gradient.
+  const torch::Tensor& cast_weight(torch::ScalarType dtype);
   TapSite site_at(const std::string& module) const override { return TapSite{module, module + ".weight", true}; }
   // init: "zeros", "default" (PyTorch nn.Linear: U(±1/sqrt(in))) or "orthogonal" (gain 1).
   void initialize(const std::string& init);
   torch::Tensor weight;
+
+ private:
+  torch::Tensor cast_;
+  int64_t cast_version_ = -1;
+  bool cast_grad_ = false;
 };
 TORCH_MODULE(CastedLinear);
 
@@ -57,9 +66,5 @@ class Rotary {
   torch::Tensor cos32_, sin32_;  // (T, rope_dims/2) fp32
 };
 
-// XSA, exclusive self-attention (spec §2.3.7): removes from each head's output its component along the
-// unit value vector at the same position, y_{t,h} ← y_{t,h} − ⟨y_{t,h}, v̂_{t,j}⟩ v̂_{t,j}, j = h / (H/Hkv),
-// v̂ = v / max(‖v‖₂, 1e-12). y: (B, T, H, d_h), v: (B, T, Hkv, d_h).
-torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v);
 
 }  // namespace pgolf

@@ -11,10 +11,9 @@ struct SparseAttnGate : AttentionGate {
     attn_gate_w = register_parameter("attn_gate_w", torch::zeros({ctx.heads, window_}));
   }
 
-  torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) override {
+  torch::Tensor values(const AttentionInput& in) override {
     auto u = in.x.narrow(-1, 0, window_);
-    auto g = torch::sigmoid(scale_ * torch::nn::functional::linear(u, attn_gate_w.to(u.scalar_type())));  // (B, T, H)
-    return y * g.unsqueeze(-1);
+    return torch::sigmoid(scale_ * torch::nn::functional::linear(u, attn_gate_w.to(u.scalar_type())));  // (B, T, H)
   }
 
   int64_t window_;

@@ -86,6 +86,9 @@ class Adam : public Optimizer {
       }
       at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1_, beta2_, weight_decay_, eps_,
                         /*amsgrad=*/false, /*maximize=*/false);
+      // The fused kernel leaves the version counters as they were; bump them as any in-place update would, so
+      // what is keyed on them (CastedLinear's bf16 cast, models/layers.h) sees the new values.
+      for (const auto& t : p) torch::autograd::impl::bump_version(t);
     }
   }
 

@@ -5,12 +5,14 @@
 
 #include <cmath>
 
+#include "kernels/ops.h"
 #include "models/layers.h"
 #include "tests/component_testing.h"
 
 namespace pgolf {
 namespace {
 
+using kernels::compose::exclusive_self_attention;
 using testing::component;
 using testing::layer_context;
 using testing::params_of;

@@ -206,6 +206,63 @@ TEST(KernelsLeakyRelu2, ValuesAndGradientByHand) {
   EXPECT_LT(max_diff(g[0], dwant), 1e-15);
 }
 
+// --- (f) XSA + the per-head gate -----------------------------------------------------------------------
+TEST(KernelsXsaGate, FunctionEqualsTheCompositionWithGradients) {
+  torch::manual_seed(6);
+  const int64_t B = 2, T = 3, H = 4, Hkv = 2, d = 5;
+  for (int variant = 0; variant < 3; ++variant) {  // XSA and gate; XSA alone; gate alone
+    const bool xsa = variant != 2, gated = variant != 1;
+    const std::string tag = std::string(xsa ? "xsa" : "") + (gated ? "+gate" : "");
+    auto y = torch::randn({B, T, H, d}, kF64).requires_grad_();
+    auto v0 = torch::randn({B, T, Hkv, d}, kF64);
+    v0[1][2][0] = v0[1][2][0] / v0[1][2][0].norm() * 1e-13;  // below the 1e-12 norm floor: the clamped branch
+    auto v = v0.requires_grad_();
+    auto gate = gated ? torch::rand({B, T, H}, kF64).requires_grad_() : Tensor();
+    auto proj = torch::randn({B, T, H, d}, kF64);
+    // By hand: head h reads kv head h / 2; z = y − (y·v̂)v̂ (v̂ = v / max(‖v‖, 1e-12)); out = g z.
+    auto want = y.detach().clone();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h) {
+          auto row = want[b][t][h];
+          if (xsa) {
+            auto vv = v.detach()[b][t][h / 2];
+            auto vn = vv / std::max(vv.norm().item<double>(), 1e-12);
+            row.sub_((row * vn).sum() * vn);
+          }
+          if (gated) row.mul_(gate.detach()[b][t][h]);
+        }
+    EXPECT_LT(max_diff(K::compose::xsa_gate(y, v, gate, xsa), want), 1e-14) << tag;
+    auto out = K::function::xsa_gate(y, v, gate, xsa);
+    EXPECT_LT(max_diff(out, want), 1e-14) << tag;
+    std::vector<Tensor> inputs = {y};
+    if (xsa) inputs.push_back(v);
+    if (gated) inputs.push_back(gate);
+    auto got = grads_of(out, proj, inputs), ref = grads_of(K::compose::xsa_gate(y, v, gate, xsa), proj, inputs);
+    for (size_t i = 0; i < inputs.size(); ++i)  // relative: the clamped row's dv is of order 1e12
+      EXPECT_LT(max_diff(got[i], ref[i]) / ref[i].abs().max().item<double>(), 1e-12) << tag << " input " << i;
+  }
+  // Neither XSA nor a gate: the input itself.
+  auto y = torch::randn({1, 2, 2, 3}, kF64);
+  EXPECT_TRUE(K::xsa_gate(y, torch::randn({1, 2, 1, 3}, kF64), Tensor(), false, true).is_same(y));
+}
+
+// Central differences on the Function's backward (the formulas the CUDA kernel implements).
+TEST(KernelsXsaGate, FunctionGradientsEqualFiniteDifferences) {
+  torch::manual_seed(7);
+  auto y = torch::randn({1, 2, 4, 3}, kF64).requires_grad_(), v = torch::randn({1, 2, 1, 3}, kF64).requires_grad_();
+  auto gate = torch::rand({1, 2, 4}, kF64).requires_grad_();
+  auto proj = torch::randn({1, 2, 4, 3}, kF64);
+  auto g = grads_of(K::function::xsa_gate(y, v, gate, true), proj, {y, v, gate});
+  auto f = [&] {
+    torch::NoGradGuard ng;
+    return (K::function::xsa_gate(y, v, gate, true) * proj).sum().item<double>();
+  };
+  EXPECT_LT(max_diff(g[0], numeric_grad(f, y.detach())), 1e-7);
+  EXPECT_LT(max_diff(g[1], numeric_grad(f, v.detach())), 1e-7);
+  EXPECT_LT(max_diff(g[2], numeric_grad(f, gate.detach())), 1e-7);
+}
+
 TEST(Kernels, NotAppliedOnTheCpu) {
   EXPECT_FALSE(K::applies(torch::zeros({2}, torch::kBFloat16)));
   EXPECT_FALSE(K::applies(torch::zeros({2})));

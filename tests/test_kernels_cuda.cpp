@@ -176,6 +176,37 @@ TEST(KernelsCuda, LeakyRelu2) {
   }
 }
 
+// XSA + gate: the seeds' shape (8 heads on 4 kv heads, d_h 64: the vector path, 8 lanes a row), one kv head
+// under 4 query heads at d_h 128 (16 lanes), and d_h 20 (the scalar path); with and without XSA and gate.
+TEST(KernelsCuda, XsaGate) {
+  SKIP_WITHOUT_GPU;
+  struct Shape { int64_t B, T, H, Hkv, d; };
+  for (auto sh : {Shape{2, 2048, 8, 4, 64}, Shape{2, 5, 4, 1, 128}, Shape{3, 7, 6, 3, 20}})
+    for (int variant = 0; variant < 3; ++variant) {
+      const bool xsa = variant != 2, gated = variant != 1;
+      torch::manual_seed(sh.d + variant);
+      const std::string tag = std::string("xsa_gate") + (xsa ? " xsa" : "") + (gated ? " gate" : "") + " H" +
+                              std::to_string(sh.H) + "/" + std::to_string(sh.Hkv) + " d" + std::to_string(sh.d) + " T" +
+                              std::to_string(sh.T);
+      auto y = leaf(torch::randn({sh.B, sh.T, sh.H, sh.d}, kBf)), v = leaf(torch::randn({sh.B, sh.T, sh.Hkv, sh.d}, kBf));
+      auto gate = gated ? leaf(torch::rand({sh.B, sh.T, sh.H}, kBf)) : Tensor();
+      auto proj = torch::randn({sh.B, sh.T, sh.H, sh.d}, kBf);
+      Tensor out;
+      {
+        NoSync guard;
+        out = K::function::xsa_gate(y, v, gate, xsa);
+        (out * proj).sum().backward();
+      }
+      auto y32 = f32_leaf(y), v32 = f32_leaf(v), g32 = gated ? f32_leaf(gate) : Tensor();
+      auto ref = K::compose::xsa_gate(y32, v32, g32, xsa);
+      (ref * proj.to(torch::kFloat32)).sum().backward();
+      check(tag + " out", out, ref, 1e-2);
+      check(tag + " dy", y.grad(), y32.grad(), 2e-2);
+      if (xsa) check(tag + " dv", v.grad(), v32.grad(), 2e-2);
+      if (gated) check(tag + " dgate", gate.grad(), g32.grad(), 1e-2);
+    }
+}
+
 }  // namespace
 }  // namespace pgolf
 #endif  // PGOLF_KERNELS_CUDA

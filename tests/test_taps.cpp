@@ -7,6 +7,7 @@
 
 #include "framework/pipeline.h"
 #include "framework/recipe.h"
+#include "models/layers.h"
 #include "tests/component_testing.h"
 
 namespace pgolf {
@@ -88,6 +89,38 @@ TEST(Taps, OutputAndWeightTapsChangeTheForward) {
   const auto plain = m->token_nll(x, x);
   ScopedTap on(m->taps(), zero);
   EXPECT_FALSE(torch::allclose(m->token_nll(x, x), plain));
+}
+
+// Untapped, a CastedLinear casts its fp32 master once while the master is unchanged: the micro-batches of a
+// step share the cast and their gradients add up in the master's; an optimizer step (ATen's fused AdamW) or
+// an in-place load makes a new cast; a cast made without grad mode is not reused with it.
+TEST(Taps, UntappedLinearCastsItsMasterOncePerUpdate) {
+  torch::manual_seed(5);
+  const auto bf = torch::kBFloat16;
+  CastedLinear lin(4, 3);
+  auto x1 = torch::randn({2, 4}).to(bf), x2 = torch::randn({5, 4}).to(bf);
+  const torch::Tensor first = lin->cast_weight(bf);
+  EXPECT_EQ(lin->cast_weight(bf).unsafeGetTensorImpl(), first.unsafeGetTensorImpl());
+  lin(x1).to(torch::kFloat32).sum().backward();
+  lin(x2).to(torch::kFloat32).sum().backward();
+  EXPECT_EQ(lin->cast_weight(bf).unsafeGetTensorImpl(), first.unsafeGetTensorImpl());
+  // ∂/∂W of Σ x Wᵀ over both micro-batches: every row is the column sum of all seven inputs.
+  const auto want = (x1.to(torch::kFloat32).sum(0) + x2.to(torch::kFloat32).sum(0)).expand({3, 4});
+  EXPECT_TRUE(torch::allclose(lin->weight.grad(), want, 2e-2, 2e-2)) << lin->weight.grad() << want;
+  auto opt = testing::make_optimizer({{"name", "adam"}, {"fused", "on"}}, {{"w", lin->weight}});
+  opt->step(1.0, 0);
+  const torch::Tensor stepped = lin->cast_weight(bf);
+  EXPECT_NE(stepped.unsafeGetTensorImpl(), first.unsafeGetTensorImpl());
+  EXPECT_TRUE(torch::equal(stepped, lin->weight.detach().to(bf)));
+  EXPECT_FALSE(torch::equal(stepped, first));
+  {
+    torch::NoGradGuard g;
+    lin->weight.zero_();
+    EXPECT_FALSE(lin->cast_weight(bf).requires_grad());
+    EXPECT_EQ(lin->cast_weight(bf).abs().sum().item<double>(), 0.0);
+  }
+  EXPECT_TRUE(lin->cast_weight(bf).requires_grad());
+  EXPECT_EQ(lin->cast_weight(torch::kFloat32).unsafeGetTensorImpl(), lin->weight.unsafeGetTensorImpl());
 }
 
 TEST(Pipeline, AStageWhoseInputNoEarlierStageMakesIsRefusedBeforeTraining) {
