@@ -5,7 +5,10 @@
 set -euo pipefail
 build=$1 src=$2
 [ -e "$src/data/default/READY" ] || { echo "default data missing (make data): skipped"; exit 77; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/pgolf_sdk_XXXXXX")
+# A fixed folder in the build tree, not mktemp: the plugin's compile line then names the same include paths on
+# every run, so ccache can serve it (a fresh random prefix made every run a miss: ~40 s of torch headers).
+work=$(cd "$build" && pwd)/plugin_sdk_test
+rm -rf "$work" && mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 launcher=()
