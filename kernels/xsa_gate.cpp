@@ -12,6 +12,11 @@ using torch::autograd::variable_list;
 
 constexpr double kNormFloor = 1e-12;
 
+// v̂ = v / max(‖v‖, 1e-12), (B, T, Hkv, d) -> (B, T, Hkv, 1, d): one unit value under its group of query heads.
+Tensor unit_value(const Tensor& v) {
+  return (v / torch::linalg_vector_norm(v, 2, {-1}, /*keepdim=*/true).clamp_min(kNormFloor)).unsqueeze(3);
+}
+
 // G: the query heads that read one kv head (1 without XSA: every head stands alone).
 int64_t group_size(const Tensor& y, const Tensor& v, bool xsa) { return xsa ? y.size(2) / v.size(2) : 1; }
 
@@ -31,22 +36,16 @@ struct XsaGate : torch::autograd::Function<XsaGate> {
     const Tensor v = v_in.numel() ? v_in : Tensor(), gate = gate_in.numel() ? gate_in : Tensor();
     ctx->save_for_backward({y, v_in, gate_in});
     ctx->saved_data["xsa"] = xsa;
-    const int64_t G = group_size(y, v, xsa);
 #ifdef PGOLF_KERNELS_CUDA
     if (applies(y)) {
+      const int64_t G = group_size(y, v, xsa);
       auto out = torch::empty_like(y);
       cuda::xsa_gate_fwd(y.data_ptr(), xsa ? v.data_ptr() : nullptr, gate.defined() ? gate.data_ptr() : nullptr,
                          out.data_ptr(), y.numel() / (y.size(-1) * G), G, y.size(-1), xsa, detail::stream());
       return out;
     }
 #endif
-    const Grouped p(y, gate, G);
-    auto z = p.yg;
-    if (xsa) {
-      auto vn = (v / torch::linalg_vector_norm(v, 2, {-1}, true).clamp_min(kNormFloor)).unsqueeze(3);
-      z = z - (z * vn).sum(-1, true) * vn;
-    }
-    return (gate.defined() ? z * p.g : z).reshape(y.sizes());
+    return compose::xsa_gate(y, v, gate, xsa);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -71,7 +70,7 @@ struct XsaGate : torch::autograd::Function<XsaGate> {
     auto dz = dout.reshape(p.yg.sizes());
     Tensor vn, a, dgate;
     if (xsa) {
-      vn = (v / torch::linalg_vector_norm(v, 2, {-1}, true).clamp_min(kNormFloor)).unsqueeze(3);
+      vn = unit_value(v);
       a = (p.yg * vn).sum(-1, true);
     }
     if (gate.defined()) {
@@ -105,7 +104,7 @@ namespace compose {
 Tensor exclusive_self_attention(const Tensor& y, const Tensor& v) {
   const int64_t B = y.size(0), T = y.size(1), H = y.size(2), d_h = y.size(3), Hkv = v.size(2);
   auto yg = y.reshape({B, T, Hkv, H / Hkv, d_h});  // query heads grouped under the kv head they read
-  auto vn = (v / torch::linalg_vector_norm(v, 2, {-1}, /*keepdim=*/true).clamp_min(kNormFloor)).unsqueeze(3);
+  auto vn = unit_value(v);
   return (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).reshape({B, T, H, d_h});
 }
 

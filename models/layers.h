@@ -66,5 +66,4 @@ class Rotary {
   torch::Tensor cos32_, sin32_;  // (T, rope_dims/2) fp32
 };
 
-
 }  // namespace pgolf
