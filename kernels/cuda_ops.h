@@ -19,8 +19,10 @@ void ce_rows(void* z, const int64_t* y, float* nll, int64_t n, int64_t V, float 
 // cos/sin: (T, R/2) fp32 or null when R = 0; gain (H) fp32 or null.
 void norm_rope_fwd(const void* x, const float* cos, const float* sin, const float* gain, void* out, int64_t rows,
                    int64_t T, int64_t H, int64_t D, int64_t R, bool norm, float factor, cudaStream_t stream);
-// The number of warps the backward runs (a multiple of H): dgain_partial holds one value per warp.
-int64_t norm_rope_bwd_warps(int64_t rows, int64_t H, int64_t D);
+// The number of row groups the backward runs on these pointers (a multiple of H): dgain_partial holds one value
+// per group.
+int64_t norm_rope_bwd_partials(int64_t rows, int64_t H, int64_t D, int64_t R, const void* x, const void* g,
+                               const void* dx);
 void norm_rope_bwd(const void* x, const void* g, const float* cos, const float* sin, const float* gain, void* dx,
                    float* dgain_partial, int64_t rows, int64_t T, int64_t H, int64_t D, int64_t R, bool norm,
                    float factor, cudaStream_t stream);

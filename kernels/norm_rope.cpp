@@ -71,7 +71,7 @@ std::pair<Tensor, Tensor> bwd(const Tensor& x, const Tensor& g, const Tensor& co
   if (applies(x)) {
     auto dx = torch::empty_like(x);
     const int64_t D = x.size(3), R = has(cos) ? 2 * cos.size(1) : 0, H = x.size(2), rows = x.numel() / D;
-    const int64_t W = cuda::norm_rope_bwd_warps(rows, H, D);
+    const int64_t W = cuda::norm_rope_bwd_partials(rows, H, D, R, x.data_ptr(), g.data_ptr(), dx.data_ptr());
     Tensor partial = has(gain) ? torch::empty({W}, x.options().dtype(torch::kFloat32)) : Tensor();
     cuda::norm_rope_bwd(x.data_ptr(), g.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain),
                         dx.data_ptr(), partial.defined() ? partial.data_ptr<float>() : nullptr, rows, x.size(1), H, D,

@@ -79,8 +79,12 @@ TEST(KernelsCuda, SoftcapCrossEntropy) {
 TEST(KernelsCuda, NormRopeGain) {
   SKIP_WITHOUT_GPU;
   struct Shape { int64_t B, T, H, D, R; bool gain, norm; };
-  for (auto s : {Shape{2, 2048, 8, 64, 16, true, true}, Shape{2, 2048, 4, 64, 16, false, true}, Shape{3, 37, 5, 24, 8, true, true},
-                 Shape{2, 19, 3, 20, 6, true, true}, Shape{1, 33, 2, 32, 32, true, false}, Shape{1, 2048, 8, 64, 64, true, true}}) {
+  // Register path: the seeds' q and k, a warp's last row group partly past the end with H = 3 (37·3 rows, 4 rows
+  // per warp), d 128, d 32 fully rotated; shared-memory path: d 24 (24/8 not a power of two), d 20 (scalar),
+  // d 64 with R/2 = 4 < 8 channels per lane.
+  for (auto s : {Shape{2, 2048, 8, 64, 16, true, true}, Shape{2, 2048, 4, 64, 16, false, true}, Shape{1, 37, 3, 64, 16, true, true},
+                 Shape{1, 100, 2, 128, 32, true, true}, Shape{3, 37, 5, 24, 8, true, true}, Shape{2, 19, 3, 20, 6, true, true},
+                 Shape{1, 33, 2, 32, 32, true, false}, Shape{1, 2048, 8, 64, 64, true, true}, Shape{1, 50, 3, 64, 8, true, true}}) {
     torch::manual_seed(s.T + s.D);
     const std::string tag = "norm_rope B" + std::to_string(s.B) + " T" + std::to_string(s.T) + " H" + std::to_string(s.H) +
                             " D" + std::to_string(s.D) + " R" + std::to_string(s.R) + (s.gain ? " gain" : "") +
@@ -106,7 +110,9 @@ TEST(KernelsCuda, NormRopeGain) {
 
 TEST(KernelsCuda, BlockInputRmsNormScaled) {
   SKIP_WITHOUT_GPU;
-  for (auto shape : {std::vector<int64_t>{2, 2048, 512}, std::vector<int64_t>{4099, 512}, std::vector<int64_t>{7, 9, 20}}) {
+  // Register path at D 512 (16 channels per lane) and 1024 (32); shared-memory path at D 20.
+  for (auto shape : {std::vector<int64_t>{2, 2048, 512}, std::vector<int64_t>{4099, 512}, std::vector<int64_t>{301, 1024},
+                     std::vector<int64_t>{7, 9, 20}}) {
     torch::manual_seed(shape.back());
     const std::string tag = "rms_norm_scaled D" + std::to_string(shape.back()) + " rows " + std::to_string(shape[0]);
     auto x = leaf(torch::randn(shape, kBf) * 2);
