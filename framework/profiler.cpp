@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <stdexcept>
 #include <map>
+#include <sstream>
+#include <unordered_map>
 
 #include "framework/log.h"
 
@@ -36,7 +38,7 @@ StepProfiler::~StepProfiler() {
 
 void StepProfiler::before_step(int64_t step) {
   if (!done_ && !active_ && step == first_) {
-    ProfilerConfig cfg(ProfilerState::KINETO);
+    ProfilerConfig cfg(ProfilerState::KINETO, /*report_input_shapes=*/true);
     prof::prepareProfiler(cfg, activities());
     prof::enableProfiler(cfg, activities());
     active_ = true;
@@ -84,6 +86,70 @@ void StepProfiler::after_step(int64_t step) {
   }
 }
 
+
+namespace {
+
+std::string shapes_of(const prof::KinetoEvent& e) {
+  std::ostringstream o;
+  const auto sh = e.shapes();
+  for (size_t i = 0; i < sh.size() && i < 3; ++i) {
+    if (sh[i].empty()) continue;
+    o << (o.tellp() > 0 ? " " : "") << "(";
+    for (size_t j = 0; j < sh[i].size(); ++j) o << (j ? "," : "") << sh[i][j];
+    o << ")";
+  }
+  return o.str();
+}
+
+// Device time by the CPU op that launched each kernel (Kineto links a kernel to the innermost op on the
+// stack), with the autograd node that ran it in the backward and the op's input shapes: which layer code
+// the unfused elementwise kernels come from.
+void op_table(const std::vector<prof::KinetoEvent>& events, int64_t steps) {
+  struct Span { uint64_t start, end; std::string name; };
+  std::unordered_map<uint64_t, const prof::KinetoEvent*> ops;  // correlation id -> CPU op
+  std::map<uint64_t, std::vector<Span>> nodes;                   // thread -> autograd node spans, by start
+  for (const auto& e : events) {
+    if (e.deviceType() == c10::DeviceType::CUDA) continue;
+    if (e.correlationId() > 0) ops[e.correlationId()] = &e;
+    const std::string& n = e.name();
+    if (n.rfind("autograd::engine::evaluate_function: ", 0) == 0)
+      nodes[e.startThreadId()].push_back({e.startNs(), e.endNs(), n.substr(37)});
+  }
+  for (auto& [t, v] : nodes) std::sort(v.begin(), v.end(), [](const Span& a, const Span& b) { return a.start < b.start; });
+  std::map<std::string, std::pair<double, int64_t>> by_op;
+  double total = 0;
+  for (const auto& e : events) {
+    if (e.deviceType() != c10::DeviceType::CUDA) continue;
+    const double ms = e.durationNs() / 1e6;
+    total += ms;
+    auto it = ops.find(e.linkedCorrelationId());
+    std::string key = "(no op)";
+    if (it != ops.end()) {
+      const auto& op = *it->second;
+      std::string node = "forward";
+      auto& v = nodes[op.startThreadId()];
+      auto n = std::upper_bound(v.begin(), v.end(), op.startNs(), [](uint64_t s, const Span& sp) { return s < sp.start; });
+      while (n != v.begin()) {  // the innermost node that encloses the op
+        --n;
+        if (n->end >= op.endNs()) { node = n->name; break; }
+      }
+      key = node + " / " + op.name() + " " + shapes_of(op);
+    }
+    auto& slot = by_op[key];
+    slot.first += ms;
+    slot.second += 1;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(by_op.begin(), by_op.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  log::info("profile: kernel time by launching op (autograd node / op input shapes)");
+  for (size_t i = 0; i < rows.size() && i < 40; ++i)
+    log::info(strf("  %8.2f ms/step %5.1f%% %6lld calls  %s", rows[i].second.first / steps,
+                   100.0 * rows[i].second.first / std::max(total, 1e-9), (long long)(rows[i].second.second / steps),
+                   rows[i].first.substr(0, 150).c_str()));
+}
+
+}  // namespace
+
 void StepProfiler::finish() {
   if (torch::cuda::is_available()) torch::cuda::synchronize();
   auto result = prof::disableProfiler();
@@ -120,6 +186,7 @@ void StepProfiler::finish() {
     log::info(strf("  %8.2f ms/step %5.1f%% %6lld calls  %s", rows[i].second.first / count_,
                    100.0 * rows[i].second.first / std::max(total, 1e-9), (long long)(rows[i].second.second / count_),
                    rows[i].first.substr(0, 110).c_str()));
+  if (cuda) op_table(result->events(), count_);
 }
 
 }  // namespace pgolf

@@ -96,14 +96,21 @@ struct Mlp : torch::nn::Module {
 };
 using MlpRegistry = Registry<Mlp, const LayerContext&>;
 
+// The branches of a two-lane block: A = attn_scale ⊙ attn, M = mlp_scale ⊙ mlp, the scales (D) left to the
+// lane mixer so that it applies them inside its own fused residual ops.
+struct LaneBranches {
+  torch::Tensor attn, mlp, attn_scale, mlp_scale;
+  torch::Tensor a() const { return attn_scale.to(attn.scalar_type()) * attn; }
+  torch::Tensor m() const { return mlp_scale.to(mlp.scalar_type()) * mlp; }
+};
+
 // One residual block. Built with the model section so it can build the attention and MLP the recipe names.
 struct Block : torch::nn::Module {
   static constexpr const char* kKind = "block";
   // The single-stream form: x -> new residual stream.
   virtual torch::Tensor forward(const torch::Tensor& x, const ForwardContext& ctx) = 0;
   // The two-lane form's branches (spec §2.11): A = a ⊙ Attn(N(μ0⊙lane0 + μ1⊙x0)·f), M = m ⊙ MLP(N(lane1)·f).
-  virtual std::pair<torch::Tensor, torch::Tensor> lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1,
-                                                                const ForwardContext& ctx) = 0;
+  virtual LaneBranches lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1, const ForwardContext& ctx) = 0;
 };
 using BlockRegistry = Registry<Block, const LayerContext&, const Config& /*model section*/>;
 
@@ -115,6 +122,7 @@ struct SkipConnection : torch::nn::Module {
 struct SkipContext {
   int64_t dim = 0;
   int64_t count = 0;  // number of skip slots, min(|encoder|, |decoder|)
+  bool fused_kernels = true;  // model.fused_kernels
 };
 using SkipRegistry = Registry<SkipConnection, const SkipContext&>;
 
@@ -152,8 +160,7 @@ struct LaneMixer : torch::nn::Module {
   virtual int64_t start_layer() const = 0;
   // lane_k ← ρ_{ℓ,k}·lane_k + π_{ℓ,0,k}·A + π_{ℓ,1,k}·M
   virtual std::pair<torch::Tensor, torch::Tensor> mix(int64_t layer, const torch::Tensor& lane0,
-                                                      const torch::Tensor& lane1, const torch::Tensor& attn_out,
-                                                      const torch::Tensor& mlp_out) = 0;
+                                                      const torch::Tensor& lane1, const LaneBranches& branches) = 0;
   // The final hidden state from both lanes.
   virtual torch::Tensor merge(const torch::Tensor& lane0, const torch::Tensor& lane1) = 0;
 };

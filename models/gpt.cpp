@@ -82,7 +82,7 @@ struct Gpt : LanguageModel {
     if (cores) scale_shared_core_gradients(ctx.num_layers);
 
     skip_slots_ = recurrence->skip_slots();
-    skip = optional_module("skip", SkipRegistry::get().build(cfg.sub("skip"), SkipContext{ctx.dim, skip_slots_}));
+    skip = optional_module("skip", SkipRegistry::get().build(cfg.sub("skip"), SkipContext{ctx.dim, skip_slots_, fused_}));
     lanes = optional_module("lanes", LaneRegistry::get().build(cfg.sub("lanes"), ctx));
     value_embedding = optional_module("ve_shared", ValueEmbeddingRegistry::get().build(cfg.sub("value_embedding"), ctx));
     head = register_module("head", TapPoint("tok_emb.weight"));  // the tied head's input: the final-norm output
@@ -135,8 +135,7 @@ struct Gpt : LanguageModel {
         skips.pop_back();
       }
       if (in_lanes) {
-        auto [a, m] = block(i).lane_branches(x, lane1, fctx);
-        std::tie(x, lane1) = lanes->mix(i, x, lane1, a, m);
+        std::tie(x, lane1) = lanes->mix(i, x, lane1, block(i).lane_branches(x, lane1, fctx));
       } else {
         x = block(i).forward(x, fctx);
       }

@@ -47,13 +47,10 @@ struct SequentialBlock : Block {
     return kernels::scale_add(x_mid, mlp_scale, mlp->forward(gptj_ ? n : norm(x_mid)), fused_);
   }
 
-  std::pair<torch::Tensor, torch::Tensor> lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1,
-                                                        const ForwardContext& ctx) override {
-    const auto dt = lane0.scalar_type();
+  LaneBranches lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1, const ForwardContext& ctx) override {
     auto x_in = mix_x0(lane0, ctx.x0);
-    auto a = attn_scale.to(dt) * attn->forward(AttentionInput{norm(x_in), x_in, ctx.value_addend(layer_)}, ctx.segments);
-    auto m = mlp_scale.to(dt) * mlp->forward(norm(lane1));  // the MLP lane has no x0 mix
-    return {a, m};
+    auto a = attn->forward(AttentionInput{norm(x_in), x_in, ctx.value_addend(layer_)}, ctx.segments);
+    return {a, mlp->forward(norm(lane1)), attn_scale, mlp_scale};  // the MLP lane has no x0 mix
   }
 
   int64_t layer_;

@@ -4,13 +4,17 @@
 //   lane1 ← ρ_{ℓ,1}·lane1 + π_{ℓ,0,1}·A + π_{ℓ,1,1}·M
 // ρ = parallel_resid_lambdas (L×2, init 1.1), π = parallel_post_lambdas (L×2×2, init 1; source, then
 // destination lane). All L rows exist, only those of lane layers are used. Final hidden: the lane mean.
+// Each lane update is one resid_mix (ρ·lane + π₀·a ⊙ attn) and one scale_add (+ π₁·m ⊙ mlp) of kernels/ops.h,
+// with the per-channel coefficients built in fp32: two fused kernels instead of a dozen broadcast products.
+#include "kernels/ops.h"
 #include "models/components.h"
 
 namespace pgolf {
 namespace {
 
 struct TwoLaneResidual : LaneMixer {
-  TwoLaneResidual(const Config& cfg, const LayerContext& ctx) : start_(cfg.i("start_layer")), final_(cfg.s("final")) {
+  TwoLaneResidual(const Config& cfg, const LayerContext& ctx)
+      : start_(cfg.i("start_layer")), final_(cfg.s("final")), fused_(ctx.fused_kernels) {
     parallel_resid_lambdas = register_parameter("parallel_resid_lambdas", torch::full({ctx.num_layers, 2}, cfg.f("resid_init")));
     parallel_post_lambdas = register_parameter("parallel_post_lambdas", torch::full({ctx.num_layers, 2, 2}, cfg.f("post_init")));
   }
@@ -18,10 +22,13 @@ struct TwoLaneResidual : LaneMixer {
   int64_t start_layer() const override { return start_; }
 
   std::pair<torch::Tensor, torch::Tensor> mix(int64_t layer, const torch::Tensor& lane0, const torch::Tensor& lane1,
-                                              const torch::Tensor& a, const torch::Tensor& m) override {
-    const auto dt = lane0.scalar_type();
-    auto rho = parallel_resid_lambdas[layer].to(dt), pi = parallel_post_lambdas[layer].to(dt);
-    return {rho[0] * lane0 + pi[0][0] * a + pi[1][0] * m, rho[1] * lane1 + pi[0][1] * a + pi[1][1] * m};
+                                              const LaneBranches& b) override {
+    auto rho = parallel_resid_lambdas[layer], pi = parallel_post_lambdas[layer];
+    auto lane = [&](int64_t k, const torch::Tensor& x) {
+      auto mix = torch::stack({rho[k].expand_as(b.attn_scale), pi[0][k] * b.attn_scale});  // (2, D) fp32
+      return kernels::scale_add(kernels::resid_mix(x, b.attn, mix, fused_), pi[1][k] * b.mlp_scale, b.mlp, fused_);
+    };
+    return {lane(0, lane0), lane(1, lane1)};
   }
 
   torch::Tensor merge(const torch::Tensor& lane0, const torch::Tensor& lane1) override {
@@ -32,6 +39,7 @@ struct TwoLaneResidual : LaneMixer {
 
   int64_t start_;
   std::string final_;
+  bool fused_;
   torch::Tensor parallel_resid_lambdas, parallel_post_lambdas;
 };
 

@@ -1,22 +1,24 @@
 // Gated U-Net skips (family A, spec §2.9): before decoder entry j,
 //   x ← σ(γ_j) ⊙ x + (1 − σ(γ_j)) ⊙ (w_j ⊙ skip)
-// with w (skip_weights) initialised to 1 and γ (skip_gates) to 0, a convex average at init.
+// with w (skip_weights) initialised to 1 and γ (skip_gates) to 0, a convex average at init. It is resid_mix
+// of kernels/ops.h with the coefficients (σ(γ_j), (1 − σ(γ_j)) ⊙ w_j) built in fp32: one fused kernel each way.
+#include "kernels/ops.h"
 #include "models/components.h"
 
 namespace pgolf {
 namespace {
 
 struct UnetGatedSkip : SkipConnection {
-  explicit UnetGatedSkip(const SkipContext& ctx) {
+  explicit UnetGatedSkip(const SkipContext& ctx) : fused_(ctx.fused_kernels) {
     skip_weights = register_parameter("skip_weights", torch::ones({ctx.count, ctx.dim}));
     skip_gates = register_parameter("skip_gates", torch::zeros({ctx.count, ctx.dim}));
   }
   torch::Tensor merge(const torch::Tensor& x, const torch::Tensor& skip, int64_t j) override {
-    const auto dt = x.scalar_type();
-    auto scaled = skip_weights[j].to(dt) * skip;
-    return torch::lerp(scaled, x, torch::sigmoid(skip_gates[j].to(dt)));
+    auto g = torch::sigmoid(skip_gates[j]);
+    return kernels::resid_mix(x, skip, torch::stack({g, (1 - g) * skip_weights[j]}), fused_);
   }
   torch::Tensor skip_weights, skip_gates;
+  bool fused_;
 };
 
 PGOLF_REGISTER(SkipRegistry, "unet_gated", Schema(),

@@ -75,13 +75,16 @@ TEST(TwoLaneResidual, MixingAtInitAndAfterAndTheLaneMean) {
   EXPECT_TRUE(torch::allclose(p.at("parallel_resid_lambdas"), torch::full({11, 2}, 1.1)));
   EXPECT_TRUE(torch::equal(p.at("parallel_post_lambdas"), torch::ones({11, 2, 2})));
   EXPECT_EQ(lanes->start_layer(), 8);
-  auto l0 = torch::randn({1, 3, 8}), l1 = torch::randn({1, 3, 8}), a = torch::randn({1, 3, 8}), m = torch::randn({1, 3, 8});
-  auto [n0, n1] = lanes->mix(9, l0, l1, a, m);
-  EXPECT_TRUE(torch::allclose(n0, 1.1 * l0 + a + m));
-  EXPECT_TRUE(torch::allclose(n1, 1.1 * l1 + a + m));
+  auto l0 = torch::randn({1, 3, 8}), l1 = torch::randn({1, 3, 8}), at = torch::randn({1, 3, 8}), mt = torch::randn({1, 3, 8});
+  auto as = torch::rand({8}) + 0.5, ms = torch::rand({8}) + 0.5;  // the block's attn_scale, mlp_scale
+  const LaneBranches br{at, mt, as, ms};
+  auto a = as * at, m = ms * mt;
+  auto [n0, n1] = lanes->mix(9, l0, l1, br);
+  EXPECT_TRUE(torch::allclose(n0, 1.1 * l0 + a + m, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(n1, 1.1 * l1 + a + m, 1e-5, 1e-6));
   perturb(*lanes, 1.0);
   auto rho = p.at("parallel_resid_lambdas")[9], pi = p.at("parallel_post_lambdas")[9];
-  std::tie(n0, n1) = lanes->mix(9, l0, l1, a, m);
+  std::tie(n0, n1) = lanes->mix(9, l0, l1, br);
   // pi[source][destination]: source 0 = attention, 1 = MLP.
   EXPECT_TRUE(torch::allclose(n0, rho[0] * l0 + pi[0][0] * a + pi[1][0] * m, 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(n1, rho[1] * l1 + pi[0][1] * a + pi[1][1] * m, 1e-5, 1e-6));
@@ -171,9 +174,9 @@ TEST(SequentialBlock, GptjFromItsLayerAndTheLaneBranches) {
   EXPECT_TRUE(torch::allclose(blk->forward(x, ctx), expected, 1e-5, 1e-6));
 
   auto lane1 = torch::randn({1, 4, 16});
-  auto [a, m] = blk->lane_branches(x, lane1, ctx);
-  EXPECT_TRUE(torch::allclose(a, p.at("attn_scale") * attn->forward(n), 1e-5, 1e-6));
-  EXPECT_TRUE(torch::allclose(m, p.at("mlp_scale") * mlp->forward(rms(lane1) * f), 1e-5, 1e-6));
+  const LaneBranches br = blk->lane_branches(x, lane1, ctx);
+  EXPECT_TRUE(torch::allclose(br.a(), p.at("attn_scale") * attn->forward(n), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(br.m(), p.at("mlp_scale") * mlp->forward(rms(lane1) * f), 1e-5, 1e-6));
 
   // Below gptj_parallel_from the block stays sequential.
   auto seq = block(Json{{"name", "sequential"}, {"ln_scale", true}, {"gptj_parallel_from", 4}}, 3);

@@ -19,7 +19,7 @@
 #            in $HOME/ref_compile_cache, so a later call on the same (warm) machine reuses them;
 #   loss     #1755 for LOSS_STEPS steps (default 40) at 262,144 tokens per step (loop from the middle), with the
 #            kernels and without (model.fused_kernels=false): per-step training losses compared, both tokens/s;
-#   profile  #1855's looped full-batch step under trainer --profile ($OUT/profile_pr1855.txt).
+#   profile  #1855's looped full-batch step under trainer --profile ($OUT/profile_pr1855.txt), before ref1855.
 # REF=1 adds ref1755 and PROFILE=1 adds profile (the older spelling). Prints one compact table
 # ($OUT/kernels_check.md); logs in $OUT/kernels_check.log.
 #
@@ -136,13 +136,6 @@ tput=(--set train.iterations="$STEPS" --set train.warmup_steps=3 --set train.war
 want pr1755 && run_pgolf tput-pr1755 pr1755 "${tput[@]}"
 want ref1755 && reference 1755
 want pr1855 && run_pgolf tput-pr1855 pr1855 "${tput[@]}"
-want ref1855 && reference 1855
-loss=(--set data.batch_tokens=262144 --set train.iterations="$LOSS_STEPS" --set train.warmup_steps=0
-  --set train.warmup_looped_steps=0 --set model.recurrence.activate_at=0.5)
-if want loss; then
-  run_pgolf loss-fused pr1755 "${loss[@]}" --set model.fused_kernels=true
-  run_pgolf loss-unfused pr1755 "${loss[@]}" --set model.fused_kernels=false
-fi
 # where #1855's looped full-batch step goes (trainer --profile: steps 6-8, loop from step 4)
 if want profile; then
   run_pgolf profile-pr1855 pr1855 --set train.iterations=9 --set train.warmup_steps=1 --set train.warmup_looped_steps=1 \
@@ -151,6 +144,13 @@ if want profile; then
   head -60 "$RESULT/profile_pr1855.txt" | tee -a "$LOG"
 fi
 
+want ref1855 && reference 1855
+loss=(--set data.batch_tokens=262144 --set train.iterations="$LOSS_STEPS" --set train.warmup_steps=0
+  --set train.warmup_looped_steps=0 --set model.recurrence.activate_at=0.5)
+if want loss; then
+  run_pgolf loss-fused pr1755 "${loss[@]}" --set model.fused_kernels=true
+  run_pgolf loss-unfused pr1755 "${loss[@]}" --set model.fused_kernels=false
+fi
 # The table.
 python3 - "$WORK/runs" "$STEPS" "$LOSS_STEPS" <<'PY' | tee "$RESULT/kernels_check.md"
 import json, os, re, sys
