@@ -76,9 +76,10 @@ class Tappable {
   const TapSite& tap_site() const { return site_; }
   // The site of module path `module`: which parameter its input feeds, whether it is a linear layer.
   virtual TapSite site_at(const std::string& module) const = 0;
+  // Some tap is installed (a fused path that bypasses this site must then take the site's own path).
+  bool tapped() const { return taps_ != nullptr && !taps_->empty(); }
 
  protected:
-  bool tapped() const { return taps_ != nullptr && !taps_->empty(); }
   TapSite site_;
   const TapSet* taps_ = nullptr;
 };

@@ -15,17 +15,20 @@ namespace pgolf::kernels::cuda {
 void ce_rows(void* z, const int64_t* y, float* nll, int64_t n, int64_t V, float softcap, bool write_grad,
              float grad_scale, cudaStream_t stream);
 
-// Norm + partial RoPE + gain over rows of D channels (x: rows × D, row r at position (r / H) % T, head r % H).
+// Norm + partial RoPE + gain over rows of D channels (row r at position (r / H) % T, head r % H). out and g are
+// dense (rows × D); x and dx hold position p's H heads at p·x_stride (0 = dense, H·D; a multiple of 8 for the
+// vector paths), so q and k can be read from and their gradients written into a joint projection buffer.
 // cos/sin: (T, R/2) fp32 or null when R = 0; gain (H) fp32 or null.
 void norm_rope_fwd(const void* x, const float* cos, const float* sin, const float* gain, void* out, int64_t rows,
-                   int64_t T, int64_t H, int64_t D, int64_t R, bool norm, float factor, cudaStream_t stream);
+                   int64_t T, int64_t H, int64_t D, int64_t R, bool norm, float factor, int64_t x_stride,
+                   cudaStream_t stream);
 // The number of row groups the backward runs on these pointers (a multiple of H): dgain_partial holds one value
 // per group.
 int64_t norm_rope_bwd_partials(int64_t rows, int64_t H, int64_t D, int64_t R, const void* x, const void* g,
-                               const void* dx);
+                               const void* dx, int64_t x_stride);
 void norm_rope_bwd(const void* x, const void* g, const float* cos, const float* sin, const float* gain, void* dx,
                    float* dgain_partial, int64_t rows, int64_t T, int64_t H, int64_t D, int64_t R, bool norm,
-                   float factor, cudaStream_t stream);
+                   float factor, int64_t x_stride, cudaStream_t stream);
 // The largest D the norm kernels take (their shared-memory rows).
 constexpr int64_t kMaxNormDim = 1024;
 

@@ -58,7 +58,8 @@ Tensor fwd(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& 
     auto out = torch::empty_like(x);
     const int64_t D = x.size(3), R = has(cos) ? 2 * cos.size(1) : 0;
     cuda::norm_rope_fwd(x.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain), out.data_ptr(),
-                        x.numel() / D, x.size(1), x.size(2), D, R, norm, static_cast<float>(factor), detail::stream());
+                        x.numel() / D, x.size(1), x.size(2), D, R, norm, static_cast<float>(factor), /*x_stride=*/0,
+                        detail::stream());
     return out;
   }
 #endif
@@ -71,11 +72,11 @@ std::pair<Tensor, Tensor> bwd(const Tensor& x, const Tensor& g, const Tensor& co
   if (applies(x)) {
     auto dx = torch::empty_like(x);
     const int64_t D = x.size(3), R = has(cos) ? 2 * cos.size(1) : 0, H = x.size(2), rows = x.numel() / D;
-    const int64_t W = cuda::norm_rope_bwd_partials(rows, H, D, R, x.data_ptr(), g.data_ptr(), dx.data_ptr());
+    const int64_t W = cuda::norm_rope_bwd_partials(rows, H, D, R, x.data_ptr(), g.data_ptr(), dx.data_ptr(), 0);
     Tensor partial = has(gain) ? torch::empty({W}, x.options().dtype(torch::kFloat32)) : Tensor();
     cuda::norm_rope_bwd(x.data_ptr(), g.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain),
                         dx.data_ptr(), partial.defined() ? partial.data_ptr<float>() : nullptr, rows, x.size(1), H, D,
-                        R, norm, static_cast<float>(factor), detail::stream());
+                        R, norm, static_cast<float>(factor), /*x_stride=*/0, detail::stream());
     return {dx, has(gain) ? partial.view({W / H, H}).sum(0).to(gain.scalar_type()) : Tensor()};
   }
 #endif

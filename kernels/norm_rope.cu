@@ -24,6 +24,9 @@ struct RowGeom {
   int D, R;
   bool norm;
   float factor;
+  int64_t xs;  // elements between positions of x and dx (H·D when dense; wider inside a joint q/k/v buffer)
+  // Where row r = (position, head) starts in x and dx.
+  __device__ int64_t x_at(int64_t r) const { return (r / H) * xs + (r % H) * D; }
 };
 
 // The rotated (pre-scale) value of channel j of a normalised row xb·r.
@@ -59,7 +62,7 @@ __global__ void fwd_kernel(const bf16* x, const float* cos, const float* sin, co
   float* ob = xb + D;
   const int64_t W = static_cast<int64_t>(gridDim.x) * wpb;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * wpb + warp; row < rows; row += W) {
-    const float ss = warp_sum(load_row<VEC>(x + row * D, xb, D, lane));
+    const float ss = warp_sum(load_row<VEC>(x + g.x_at(row), xb, D, lane));
     __syncwarp();
     const float r = g.norm ? rsqrtf(ss / static_cast<float>(D) + FLT_EPSILON) : 1.f;
     const int64_t t = (row / g.H) % g.T;
@@ -89,7 +92,7 @@ __global__ void bwd_kernel(const bf16* x, const bf16* gout, const float* cos, co
   const int64_t W = static_cast<int64_t>(gridDim.x) * wpb, w = static_cast<int64_t>(blockIdx.x) * wpb + warp;
   float gacc = 0.f;  // Σ g · factor · rope(n) of this warp's rows (all of head w % H)
   for (int64_t row = w; row < rows; row += W) {
-    const float ss = warp_sum(load_row<VEC>(x + row * D, xb, D, lane));
+    const float ss = warp_sum(load_row<VEC>(x + g.x_at(row), xb, D, lane));
     load_row<VEC>(gout + row * D, gb, D, lane);
     __syncwarp();
     const float r = g.norm ? rsqrtf(ss / static_cast<float>(D) + FLT_EPSILON) : 1.f;
@@ -113,7 +116,7 @@ __global__ void bwd_kernel(const bf16* x, const bf16* gout, const float* cos, co
       float v[VEC];
 #pragma unroll
       for (int i = 0; i < VEC; ++i) v[i] = g.norm ? r * (gx[c + i] - xb[c + i] * r * dot) : gx[c + i];
-      store<VEC>(dx + row * D + c, v);
+      store<VEC>(dx + g.x_at(row) + c, v);
     }
     __syncwarp();
   }
@@ -182,7 +185,7 @@ __global__ void __launch_bounds__(kRegWarps * 32) fwd_reg_kernel(const bf16* x, 
   for (int64_t row = first; row - lane / L < rows; row += S) {  // warp-uniform trip count: shuffles below
     const bool valid = row < rows;
     float v[E], o[E];
-    if (valid) load_e<E>(x + row * D + sub * E, v);
+    if (valid) load_e<E>(x + g.x_at(row) + sub * E, v);
     else
 #pragma unroll
       for (int i = 0; i < E; ++i) v[i] = 0.f;
@@ -221,7 +224,7 @@ __global__ void __launch_bounds__(kRegWarps * 32) bwd_reg_kernel(const bf16* x, 
     const bool valid = row < rows;
     float n[E], gs[E], gn[E];
     if (valid) {
-      load_e<E>(x + row * D + sub * E, n);
+      load_e<E>(x + g.x_at(row) + sub * E, n);
       load_e<E>(gout + row * D + sub * E, gs);
     } else {
 #pragma unroll
@@ -259,7 +262,7 @@ __global__ void __launch_bounds__(kRegWarps * 32) bwd_reg_kernel(const bf16* x, 
 #pragma unroll
       for (int i = 0; i < E; ++i) gn[i] = r * (gn[i] - n[i] * dot);
     }
-    if (valid) store_e<E>(dx + row * D + sub * E, gn);
+    if (valid) store_e<E>(dx + g.x_at(row) + sub * E, gn);
   }
   gacc = seg_sum(gacc, L);
   if (sub == 0 && dgain_partial) dgain_partial[first] = gacc;
@@ -314,12 +317,13 @@ int lanes_per_row(int64_t D, int E) { return static_cast<int>(D / E); }
 }  // namespace
 
 void norm_rope_fwd(const void* x, const float* cos, const float* sin, const float* gain, void* out, int64_t rows,
-                   int64_t T, int64_t H, int64_t D, int64_t R, bool norm, float factor, cudaStream_t stream) {
+                   int64_t T, int64_t H, int64_t D, int64_t R, bool norm, float factor, int64_t x_stride,
+                   cudaStream_t stream) {
   if (rows == 0) return;
-  const RowGeom g{T, H, static_cast<int>(D), static_cast<int>(R), norm, factor};
+  const RowGeom g{T, H, static_cast<int>(D), static_cast<int>(R), norm, factor, x_stride ? x_stride : H * D};
   auto xb = static_cast<const bf16*>(x);
   auto ob = static_cast<bf16*>(out);
-  if (const int E = reg_channels(D, R, {x, out})) {
+  if (const int E = g.xs % 8 == 0 ? reg_channels(D, R, {x, out}) : 0) {
     const int L = lanes_per_row(D, E);
     const auto blocks = static_cast<unsigned>(reg_blocks(rows, H, L));
     dispatch_e(E, [&](auto e) {
@@ -330,15 +334,16 @@ void norm_rope_fwd(const void* x, const float* cos, const float* sin, const floa
   const int wpb = warps_per_block(D);
   const auto blocks = static_cast<unsigned>(blocks_for(rows, H, wpb));
   const size_t shm = static_cast<size_t>(wpb) * 2 * D * sizeof(float);
-  if (vec_ok(D, {x, out}))
+  if (g.xs % 8 == 0 && vec_ok(D, {x, out}))
     fwd_kernel<8><<<blocks, wpb * 32, shm, stream>>>(xb, cos, sin, gain, ob, rows, g);
   else
     fwd_kernel<1><<<blocks, wpb * 32, shm, stream>>>(xb, cos, sin, gain, ob, rows, g);
 }
 
 int64_t norm_rope_bwd_partials(int64_t rows, int64_t H, int64_t D, int64_t R, const void* x, const void* g,
-                               const void* dx) {
-  if (const int E = reg_channels(D, R, {x, g, dx})) {
+                               const void* dx, int64_t x_stride) {
+  const int64_t xs = x_stride ? x_stride : H * D;
+  if (const int E = xs % 8 == 0 ? reg_channels(D, R, {x, g, dx}) : 0) {
     const int L = lanes_per_row(D, E);
     return reg_blocks(rows, H, L) * kRegWarps * (32 / L);
   }
@@ -348,13 +353,13 @@ int64_t norm_rope_bwd_partials(int64_t rows, int64_t H, int64_t D, int64_t R, co
 
 void norm_rope_bwd(const void* x, const void* g, const float* cos, const float* sin, const float* gain, void* dx,
                    float* dgain_partial, int64_t rows, int64_t T, int64_t H, int64_t D, int64_t R, bool norm,
-                   float factor, cudaStream_t stream) {
+                   float factor, int64_t x_stride, cudaStream_t stream) {
   if (rows == 0) return;
-  const RowGeom geom{T, H, static_cast<int>(D), static_cast<int>(R), norm, factor};
+  const RowGeom geom{T, H, static_cast<int>(D), static_cast<int>(R), norm, factor, x_stride ? x_stride : H * D};
   auto xb = static_cast<const bf16*>(x);
   auto gb = static_cast<const bf16*>(g);
   auto db = static_cast<bf16*>(dx);
-  if (const int E = reg_channels(D, R, {x, g, dx})) {
+  if (const int E = geom.xs % 8 == 0 ? reg_channels(D, R, {x, g, dx}) : 0) {
     const int L = lanes_per_row(D, E);
     const auto blocks = static_cast<unsigned>(reg_blocks(rows, H, L));
     dispatch_e(E, [&](auto e) {
@@ -366,7 +371,7 @@ void norm_rope_bwd(const void* x, const void* g, const float* cos, const float* 
   const int wpb = warps_per_block(D);
   const auto blocks = static_cast<unsigned>(blocks_for(rows, H, wpb));
   const size_t shm = static_cast<size_t>(wpb) * 3 * D * sizeof(float);
-  if (vec_ok(D, {x, g, dx}))
+  if (geom.xs % 8 == 0 && vec_ok(D, {x, g, dx}))
     bwd_kernel<8><<<blocks, wpb * 32, shm, stream>>>(xb, gb, cos, sin, gain, db, dgain_partial, rows, geom);
   else
     bwd_kernel<1><<<blocks, wpb * 32, shm, stream>>>(xb, gb, cos, sin, gain, db, dgain_partial, rows, geom);

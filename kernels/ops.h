@@ -50,6 +50,17 @@ torch::Tensor leaky_relu2(const torch::Tensor& z, double slope, bool fused);
 //   out_h = g_h · z_h with gate g (B, T, H) in y's dtype, or out = z when gate is undefined.
 torch::Tensor xsa_gate(const torch::Tensor& y, const torch::Tensor& v, const torch::Tensor& gate, bool xsa, bool fused);
 
+// (g) The attention's input projection split into heads: y = x·wᵀ (x (B, T, D), w (D + 2·Hkv·d + Z, D) in x's
+// dtype: W_q, W_k, W_v and Z extra rows stacked), then
+//   q = norm_rope_gain(y[..., :D] as (B, T, H, d), q_gain), k = norm_rope_gain(y[..., D : D+kv] as (B, T, Hkv, d)),
+//   v = y[..., D+kv : D+2kv] as (B, T, Hkv, d), z = y[..., D+2kv :] (B, T, Z) (e.g. a gate's logits).
+// The fused form reads q and k inside y and writes their gradients into one dy: no head tensor is copied.
+struct QkvHeads {
+  torch::Tensor q, k, v, z;
+};
+QkvHeads qkv_heads(const torch::Tensor& x, const torch::Tensor& w, int64_t H, int64_t Hkv, const torch::Tensor& cos,
+                   const torch::Tensor& sin, const torch::Tensor& q_gain, bool norm, bool fused);
+
 namespace compose {  // the ATen compositions (the models' code before fusion)
 torch::Tensor softcap_ce(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& y, double softcap, bool mean);
 torch::Tensor norm_rope_gain(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -59,6 +70,8 @@ torch::Tensor scale_add(const torch::Tensor& x, const torch::Tensor& s, const to
 torch::Tensor leaky_relu2(const torch::Tensor& z, double slope);
 torch::Tensor exclusive_self_attention(const torch::Tensor& y, const torch::Tensor& v);
 torch::Tensor xsa_gate(const torch::Tensor& y, const torch::Tensor& v, const torch::Tensor& gate, bool xsa);
+QkvHeads qkv_heads(const torch::Tensor& x, const torch::Tensor& w, int64_t H, int64_t Hkv, const torch::Tensor& cos,
+                   const torch::Tensor& sin, const torch::Tensor& q_gain, bool norm);
 }  // namespace compose
 
 namespace function {  // the autograd Functions, on any device (tests call them on the CPU in fp64)

@@ -84,6 +84,11 @@ struct AttentionGate : torch::nn::Module {
   // The gate g (B, T, H) in the input's dtype; the attention scales head h at position t by g_{t,h} (fused
   // with XSA: kernels::xsa_gate).
   virtual torch::Tensor values(const AttentionInput& in) = 0;
+  // A gate read through a linear map of the attention input n (values = from_logits(n · input_weightᵀ)) lets
+  // the attention compute its logits in the q/k/v GEMM: the (H, D) fp32 weight, any logit scale folded in
+  // and columns the gate does not read zero. Undefined for gates that read anything else.
+  virtual torch::Tensor input_weight(int64_t /*D*/) const { return {}; }
+  virtual torch::Tensor from_logits(const torch::Tensor& z) const { return torch::sigmoid(z); }
   // y: (B, T, H, d_h) -> y with head h at position t scaled by g_{t,h}.
   torch::Tensor forward(const torch::Tensor& y, const AttentionInput& in) { return y * values(in).unsqueeze(-1); }
 };

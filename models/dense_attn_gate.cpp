@@ -15,6 +15,7 @@ struct DenseAttnGate : AttentionGate {
   torch::Tensor values(const AttentionInput& in) override {
     return torch::sigmoid(torch::nn::functional::linear(in.x, attn_gate_w.to(in.x.scalar_type())));  // (B, T, H)
   }
+  torch::Tensor input_weight(int64_t /*D*/) const override { return attn_gate_w; }
 
   torch::Tensor attn_gate_w;
 };

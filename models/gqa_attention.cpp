@@ -64,17 +64,9 @@ struct GqaAttention : Attention {
   torch::Tensor forward(const AttentionInput& in, const Segments& segments) override {
     const auto& x = in.x;
     const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-    auto v_flat = c_v(x);
-    if (in.v_extra.defined()) v_flat = v_flat + in.v_extra;
-    // Heads stay in the (B, T, H, d_h) layout the linears produce: norm, RoPE, gain, varlen attention and
-    // the output projection all read it without a transposing copy.
-    auto q = c_q(x).view({B, T, heads_, head_dim_});
-    auto k = c_k(x).view({B, T, kv_heads_, head_dim_});
-    auto v = v_flat.view({B, T, kv_heads_, head_dim_});
-    // QK RMSNorm → partial RoPE → q-gain, one fused op each (kernels/ops.h; the composition on the CPU).
-    auto [cos, sin] = rotary_.tables(T, x.device());
-    q = kernels::norm_rope_gain(q, cos, sin, q_gain, qk_norm_, 1.0, fused_);
-    k = kernels::norm_rope_gain(k, cos, sin, {}, qk_norm_, 1.0, fused_);
+    // q, k (QK RMSNorm → partial RoPE → q-gain applied) and v in the (B, T, H, d_h) layout the linears produce:
+    // norm, RoPE, gain, varlen attention and the output projection all read it without a transposing copy.
+    auto [q, k, v, g] = heads(in);
     torch::Tensor y;  // (B, T, H, d_h)
     if (segments.defined()) {
       auto flat = [&](const torch::Tensor& t) { return t.reshape({B * T, t.size(2), head_dim_}); };
@@ -87,8 +79,40 @@ struct GqaAttention : Attention {
               .transpose(1, 2);
     }
     // XSA, then the gate: one fused op (the composition on the CPU).
-    y = kernels::xsa_gate(y, v, gate ? gate->values(in) : torch::Tensor(), xsa_, fused_);
+    y = kernels::xsa_gate(y, v, g, xsa_, fused_);
     return proj(y.reshape({B, T, D}));
+  }
+
+  // q, k (normalised, rotated, q gained) (B, T, H or Hkv, d_h), v with the value addend, the gate (B, T, H) or
+  // undefined.
+  struct Heads {
+    torch::Tensor q, k, v, gate;
+  };
+  // On CUDA, while no tap watches c_q, c_k, c_v, one fused op over their stacked weights and a gate's input
+  // weight (kernels::qkv_heads): x is read once, its gradient is one GEMM and no head tensor is copied.
+  // Otherwise (the CPU: the oracle; calibration, late QAT, LoRA) each linear on its own, one fused norm each.
+  Heads heads(const AttentionInput& in) {
+    const auto& x = in.x;
+    const int64_t B = x.size(0), T = x.size(1);
+    auto [cos, sin] = rotary_.tables(T, x.device());
+    Heads h;
+    if (!fused_ || !x.is_cuda() || c_q->tapped() || c_k->tapped() || c_v->tapped()) {
+      h.q = kernels::norm_rope_gain(c_q(x).view({B, T, heads_, head_dim_}), cos, sin, q_gain, qk_norm_, 1.0, fused_);
+      h.k = kernels::norm_rope_gain(c_k(x).view({B, T, kv_heads_, head_dim_}), cos, sin, {}, qk_norm_, 1.0, fused_);
+      h.v = c_v(x);
+      if (gate) h.gate = gate->values(in);
+    } else {
+      const auto dt = x.scalar_type();
+      std::vector<torch::Tensor> w{c_q->cast_weight(dt), c_k->cast_weight(dt), c_v->cast_weight(dt)};
+      const torch::Tensor gw = gate ? gate->input_weight(x.size(-1)) : torch::Tensor();
+      if (gw.defined()) w.push_back(gw.to(dt));
+      auto p = kernels::qkv_heads(x, torch::cat(w, 0), heads_, kv_heads_, cos, sin, q_gain, qk_norm_, fused_);
+      h.q = p.q, h.k = p.k, h.v = p.v.reshape({B, T, -1});
+      if (gate) h.gate = gw.defined() ? gate->from_logits(p.z) : gate->values(in);
+    }
+    if (in.v_extra.defined()) h.v = h.v + in.v_extra;
+    h.v = h.v.view({B, T, kv_heads_, head_dim_});
+    return h;
   }
 
   int64_t heads_, kv_heads_, head_dim_;

@@ -15,6 +15,9 @@ struct SparseAttnGate : AttentionGate {
     auto u = in.x.narrow(-1, 0, window_);
     return torch::sigmoid(scale_ * torch::nn::functional::linear(u, attn_gate_w.to(u.scalar_type())));  // (B, T, H)
   }
+  torch::Tensor input_weight(int64_t D) const override {
+    return torch::constant_pad_nd(scale_ * attn_gate_w, {0, D - window_});
+  }
 
   int64_t window_;
   double scale_;

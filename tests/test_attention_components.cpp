@@ -189,6 +189,27 @@ TEST(AttentionGates, DenseGateReadsTheWholeInputAndStartsNearOneHalf) {
   EXPECT_LT(((out / y) - 0.5).abs().mean().item<double>(), 0.1);
 }
 
+// The form the attention's joint q/k/v GEMM uses (CUDA): gate = from_logits(n · input_weight(D)ᵀ) for the
+// gates that read n, and none for the gate that reads the residual.
+TEST(AttentionGates, InputLinearFormGivesTheGateFromTheAttentionInput) {
+  torch::manual_seed(8);
+  auto n = torch::randn({2, 3, 32}), x_in = torch::randn({2, 3, 32});
+  for (const auto& section : {Json{{"name", "sparse_attn_gate"}, {"window", 12}, {"scale", 0.5}},
+                              Json{{"name", "dense_attn_gate"}}}) {
+    auto g = gate(section);
+    perturb(*g, 1.0);
+    const auto w = g->input_weight(32);
+    ASSERT_EQ(w.sizes(), (std::vector<int64_t>{4, 32})) << section.dump();
+    EXPECT_TRUE(torch::allclose(g->from_logits(torch::matmul(n, w.t())), g->values(AttentionInput{n, x_in, {}}), 1e-5,
+                                1e-6))
+        << section.dump();
+  }
+  auto sparse = gate(Json{{"name", "sparse_attn_gate"}, {"window", 12}});
+  perturb(*sparse, 1.0);
+  EXPECT_EQ(sparse->input_weight(32).narrow(1, 12, 20).abs().max().item<double>(), 0.0);  // columns it does not read
+  EXPECT_FALSE(gate(Json{{"name", "attn_out_gate"}})->input_weight(32).defined());
+}
+
 TEST(AttentionGates, SparseGateHalvesTheWholeAttentionAtInit) {
   torch::manual_seed(7);
   auto ctx = layer_context(32, 4, 2);

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "kernels/ops.h"
+#include "tests/component_testing.h"
 
 namespace pgolf {
 namespace {
@@ -210,6 +211,101 @@ TEST(KernelsCuda, XsaGate) {
       check(tag + " dy", y.grad(), y32.grad(), 2e-2);
       if (xsa) check(tag + " dv", v.grad(), v32.grad(), 2e-2);
       if (gated) check(tag + " dgate", gate.grad(), g32.grad(), 1e-2);
+    }
+}
+
+
+TEST(KernelsCuda, QkvHeads) {
+  SKIP_WITHOUT_GPU;
+  struct Shape { int64_t B, T, H, Hkv, d, Z, R; bool norm; };
+  for (auto sh : {Shape{1, 2048, 8, 4, 64, 8, 16, true}, Shape{2, 7, 4, 2, 24, 0, 8, true},
+                  Shape{2, 5, 2, 2, 32, 3, 0, false}}) {
+    torch::manual_seed(sh.d + sh.Z);
+    const int64_t D = sh.H * sh.d, W = D + 2 * sh.Hkv * sh.d + sh.Z;
+    const std::string tag = "qkv_heads H" + std::to_string(sh.H) + "/" + std::to_string(sh.Hkv) + " d" +
+                            std::to_string(sh.d) + " Z" + std::to_string(sh.Z) + " R" + std::to_string(sh.R) +
+                            (sh.norm ? "" : " no norm");
+    auto x = leaf(torch::randn({sh.B, sh.T, D}, kBf)), w = leaf(torch::randn({W, D}, kBf) * 0.05);
+    auto gain = f32_leaf(torch::rand({sh.H}, kF32) + 0.5);
+    Tensor cos, sin;
+    if (sh.R) std::tie(cos, sin) = rope_tables(sh.T, sh.R);
+    std::vector<Tensor> proj;  // random cotangents of q, k, v, z
+    K::QkvHeads out;
+    {
+      NoSync guard;
+      out = K::qkv_heads(x, w, sh.H, sh.Hkv, cos, sin, gain, sh.norm, /*fused=*/true);
+      for (const auto& t : {out.q, out.k, out.v, out.z}) proj.push_back(torch::randn(t.sizes(), kF32));
+      auto loss = (out.q.to(torch::kFloat32) * proj[0]).sum() + (out.k.to(torch::kFloat32) * proj[1]).sum() +
+                  (out.v.to(torch::kFloat32) * proj[2]).sum() + (out.z.to(torch::kFloat32) * proj[3]).sum();
+      loss.backward();
+    }
+    auto x32 = f32_leaf(x), w32 = f32_leaf(w), g32 = f32_leaf(gain);
+    const auto ref = K::compose::qkv_heads(x32, w32, sh.H, sh.Hkv, cos, sin, g32, sh.norm);
+    ((ref.q * proj[0]).sum() + (ref.k * proj[1]).sum() + (ref.v * proj[2]).sum() + (ref.z * proj[3]).sum()).backward();
+    check(tag + " q", out.q, ref.q, 1e-2);
+    check(tag + " k", out.k, ref.k, 1e-2);
+    check(tag + " v", out.v, ref.v, 1e-2);
+    if (sh.Z) check(tag + " z", out.z, ref.z, 1e-2);
+    check(tag + " dx", x.grad(), x32.grad(), 2e-2);
+    check(tag + " dw", w.grad(), w32.grad(), 2e-2);
+    check(tag + " dgain", gain.grad(), g32.grad(), 1e-2);
+  }
+}
+
+// The attention's joint q/k/v(+gate) GEMM (models/gqa_attention.cpp, on CUDA with no tap installed) against
+// its separate linears (taken once a tap is installed on c_q, c_k, c_v), for each gate form, dense and varlen,
+// forward and the gradients of the input and of every parameter.
+struct InputRecorder : Tap {
+  int observed = 0;
+  void observe(const TapSite&, const torch::Tensor&) override { ++observed; }
+};
+
+TEST(KernelsCuda, JointQkvProjectionMatchesTheSeparateLinears) {
+  SKIP_WITHOUT_GPU;
+  const int64_t B = 2, T = 256, D = 512;
+  const Json gates[] = {Json{{"name", "sparse_attn_gate"}, {"window", 12}, {"scale", 0.5}},
+                        Json{{"name", "dense_attn_gate"}}, Json{{"name", "attn_out_gate"}}, Json{{"name", "none"}}};
+  for (const auto& gate : gates)
+    for (bool varlen : {false, true}) {
+      torch::manual_seed(7);
+      const std::string tag = "joint qkv " + gate["name"].get<std::string>() + (varlen ? " varlen" : " dense");
+      auto ctx = testing::layer_context(D, 8, 4);
+      auto attn = AttentionRegistry::get().build(
+          testing::component("attention", Json{{"name", "gqa"}, {"rope_dims", 16}, {"qk_gain_init", 5.0},
+                                               {"xsa_layers", Json::array({0})}, {"gate", gate}}),
+          ctx);
+      attn->to(torch::kCUDA);
+      testing::perturb(*attn, 0.05);
+      auto x = leaf(torch::randn({B, T, D}, kBf)), x_in = leaf(torch::randn({B, T, D}, kBf));
+      auto v_extra = torch::randn({B, T, ctx.kv_dim()}, kBf) * 0.1;
+      Segments seg;
+      if (varlen)  // documents of 100, 156, 256 tokens
+        seg = Segments{torch::tensor({0, 100, 256, 512}, torch::TensorOptions().dtype(torch::kInt32).device(torch::kCUDA)), 256};
+      auto proj = torch::randn({B, T, D}, kBf);
+      auto run = [&](std::map<std::string, Tensor>& grads) {
+        attn->zero_grad();
+        auto xs = leaf(x), xis = leaf(x_in);
+        auto out = attn->forward(AttentionInput{xs, xis, v_extra}, seg);
+        (out.to(torch::kFloat32) * proj.to(torch::kFloat32)).sum().backward();
+        grads["x"] = xs.grad();
+        grads["x_in"] = xis.grad();
+        for (const auto& p : attn->named_parameters()) grads[p.key()] = p.value().grad().clone();
+        return out.detach();
+      };
+      std::map<std::string, Tensor> joint_grads, separate_grads;
+      const Tensor joint = run(joint_grads);
+      TapSet taps;
+      auto recorder = std::make_shared<InputRecorder>();
+      for (const auto& m : attn->named_modules())
+        if (auto* t = dynamic_cast<Tappable*>(m.value().get())) t->bind_tap(t->site_at(m.key()), &taps);
+      taps.add(recorder);
+      const Tensor separate = run(separate_grads);
+      EXPECT_EQ(recorder->observed, 4) << tag << ": the tapped forward runs c_q, c_k, c_v, proj on their own";
+      check(tag + " out", joint, separate, 2e-2);
+      for (const auto& [name, g] : separate_grads) {
+        if (!g.defined()) continue;
+        check(tag + " d" + name, joint_grads[name], g, 3e-2);
+      }
     }
 }
 
