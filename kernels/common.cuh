@@ -43,6 +43,19 @@ __device__ __forceinline__ void store(bf16* p, const float (&v)[VEC]) {
   }
 }
 
+// E contiguous channels (E a multiple of 8) as E/8 16-byte accesses.
+template <int E>
+__device__ __forceinline__ void load_e(const bf16* p, float (&v)[E]) {
+#pragma unroll
+  for (int k = 0; k < E / 8; ++k) load<8>(p + 8 * k, *reinterpret_cast<float(*)[8]>(v + 8 * k));
+}
+
+template <int E>
+__device__ __forceinline__ void store_e(bf16* p, const float (&v)[E]) {
+#pragma unroll
+  for (int k = 0; k < E / 8; ++k) store<8>(p + 8 * k, *reinterpret_cast<const float(*)[8]>(v + 8 * k));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);

@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace pgolf::kernels::cuda {
 
@@ -45,6 +46,22 @@ void scale_add_fwd(const void* x, const float* s, const void* y, void* out, int6
                    cudaStream_t stream);
 void scale_add_bwd(const void* g, const void* y, const float* s, void* dy, float* partial, int64_t rows, int64_t D,
                    cudaStream_t stream);
+
+// A residual op and the RMSNorm × factor of its result, rows × D with D ∈ {256, 512, 768, 1024}
+// (residual_norm_applies): mix_norm out = mix[0] ⊙ x + mix[1] ⊙ x0, scale_add_norm out = x + s ⊙ y; both
+// n = factor · out · rsqrt(mean(out²) + eps) of the stored (bf16) out. The backward takes out's own gradient
+// g_out (null = 0) and n's g_n, and writes dx, dx0 (mix) or dx, dy (scale_add) and partial
+// (residual_norm_blocks(rows) × 2D for mix, × D for scale_add) of the coefficient gradients.
+bool residual_norm_applies(int64_t D, std::initializer_list<const void*> ps);
+int64_t residual_norm_blocks(int64_t rows);
+void mix_norm_fwd(const void* x, const void* x0, const float* mix, void* out, void* n, int64_t rows, int64_t D,
+                  float factor, cudaStream_t stream);
+void mix_norm_bwd(const void* g_out, const void* g_n, const void* out, const void* x, const void* x0, const float* mix,
+                  void* dx, void* dx0, float* partial, int64_t rows, int64_t D, float factor, cudaStream_t stream);
+void scale_add_norm_fwd(const void* x, const float* s, const void* y, void* out, void* n, int64_t rows, int64_t D,
+                        float factor, cudaStream_t stream);
+void scale_add_norm_bwd(const void* g_out, const void* g_n, const void* out, const void* y, const float* s, void* dx,
+                        void* dy, float* partial, int64_t rows, int64_t D, float factor, cudaStream_t stream);
 
 // LeakyReLU(z, slope)² and its backward dz = g · (z > 0 ? 2z : 2·slope²·z), over n elements.
 void leaky_relu2_fwd(const void* z, void* out, int64_t n, float slope, cudaStream_t stream);

@@ -129,18 +129,6 @@ __global__ void bwd_kernel(const bf16* x, const bf16* gout, const float* cos, co
 
 constexpr int kRegWarps = 8;  // warps per block
 
-template <int E>
-__device__ __forceinline__ void load_e(const bf16* p, float (&v)[E]) {
-#pragma unroll
-  for (int k = 0; k < E / 8; ++k) load<8>(p + 8 * k, *reinterpret_cast<float(*)[8]>(v + 8 * k));
-}
-
-template <int E>
-__device__ __forceinline__ void store_e(bf16* p, const float (&v)[E]) {
-#pragma unroll
-  for (int k = 0; k < E / 8; ++k) store<8>(p + 8 * k, *reinterpret_cast<const float(*)[8]>(v + 8 * k));
-}
-
 __device__ __forceinline__ float seg_sum(float v, int L) {  // sum over an aligned segment of L lanes
   for (int o = L / 2; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
   return v;

@@ -42,6 +42,15 @@ torch::Tensor resid_mix(const torch::Tensor& x, const torch::Tensor& x0, const t
 // x + s ⊙ y, s (D) fp32 master (the attention / MLP output scales).
 torch::Tensor scale_add(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& y, bool fused);
 
+// (d') A residual op and the block's next normalised input in one pass each way, {out, n}:
+//   mix_norm:       out = resid_mix(x, x0, mix),  n = rms_norm_scaled(out, factor)
+//   scale_add_norm: out = scale_add(x, s, y),     n = rms_norm_scaled(out, factor)
+// Fused for bf16 CUDA rows of D ∈ {256, 512, 768, 1024}; otherwise the two ops above, one after the other.
+std::pair<torch::Tensor, torch::Tensor> mix_norm(const torch::Tensor& x, const torch::Tensor& x0, const torch::Tensor& mix,
+                                                 double factor, bool fused);
+std::pair<torch::Tensor, torch::Tensor> scale_add_norm(const torch::Tensor& x, const torch::Tensor& s,
+                                                       const torch::Tensor& y, double factor, bool fused);
+
 // (e) LeakyReLU(z, slope)²; its backward gate is 2z for z > 0 and 2·slope²·z otherwise.
 torch::Tensor leaky_relu2(const torch::Tensor& z, double slope, bool fused);
 

@@ -35,21 +35,19 @@ struct SequentialBlock : Block {
 
   // The fused ops of kernels/ops.h: on the CPU (or with model.fused_kernels off) the former compositions.
   torch::Tensor norm(const torch::Tensor& x) const { return kernels::rms_norm_scaled(x, ln_factor_, fused_); }
-  torch::Tensor mix_x0(const torch::Tensor& x, const torch::Tensor& x0) const {
-    return kernels::resid_mix(x, x0, resid_mix, fused_);
-  }
 
+  // Each residual op and the norm of its result run as one fused op (kernels::mix_norm, scale_add_norm).
   torch::Tensor forward(const torch::Tensor& x, const ForwardContext& ctx) override {
-    auto x_in = mix_x0(x, ctx.x0);
-    auto n = norm(x_in);
-    auto x_mid = kernels::scale_add(x_in, attn_scale,
-                                    attn->forward(AttentionInput{n, x_in, ctx.value_addend(layer_)}, ctx.segments), fused_);
-    return kernels::scale_add(x_mid, mlp_scale, mlp->forward(gptj_ ? n : norm(x_mid)), fused_);
+    auto [x_in, n] = kernels::mix_norm(x, ctx.x0, resid_mix, ln_factor_, fused_);
+    auto a = attn->forward(AttentionInput{n, x_in, ctx.value_addend(layer_)}, ctx.segments);
+    if (gptj_) return kernels::scale_add(kernels::scale_add(x_in, attn_scale, a, fused_), mlp_scale, mlp->forward(n), fused_);
+    auto [x_mid, n_mid] = kernels::scale_add_norm(x_in, attn_scale, a, ln_factor_, fused_);
+    return kernels::scale_add(x_mid, mlp_scale, mlp->forward(n_mid), fused_);
   }
 
   LaneBranches lane_branches(const torch::Tensor& lane0, const torch::Tensor& lane1, const ForwardContext& ctx) override {
-    auto x_in = mix_x0(lane0, ctx.x0);
-    auto a = attn->forward(AttentionInput{norm(x_in), x_in, ctx.value_addend(layer_)}, ctx.segments);
+    auto [x_in, n] = kernels::mix_norm(lane0, ctx.x0, resid_mix, ln_factor_, fused_);
+    auto a = attn->forward(AttentionInput{n, x_in, ctx.value_addend(layer_)}, ctx.segments);
     return {a, mlp->forward(norm(lane1)), attn_scale, mlp_scale};  // the MLP lane has no x0 mix
   }
 

@@ -162,6 +162,51 @@ TEST(KernelsCuda, ResidMixAndScaleAdd) {
   }
 }
 
+// The residual op + norm pair (kernels::mix_norm, scale_add_norm) against resid_mix / scale_add and the
+// scaled RMSNorm composed in fp32; with and without a gradient on `out` itself (a block's last layer feeds
+// only the norm), at every D the kernel takes and a shape it falls back on.
+TEST(KernelsCuda, MixNormAndScaleAddNorm) {
+  SKIP_WITHOUT_GPU;
+  for (auto shape : {std::vector<int64_t>{2, 2048, 512}, std::vector<int64_t>{4099, 512}, std::vector<int64_t>{37, 1024},
+                     std::vector<int64_t>{9, 256}, std::vector<int64_t>{5, 768}, std::vector<int64_t>{3, 40}})
+    for (bool out_used : {true, false}) {
+      torch::manual_seed(shape.back() + shape[0] + out_used);
+      const int64_t D = shape.back();
+      const double factor = 0.577;
+      const std::string tag = " D" + std::to_string(D) + " rows " + std::to_string(torch::ones(shape).numel() / D) +
+                              (out_used ? "" : " (n only)");
+      auto x = leaf(torch::randn(shape, kBf)), x0 = leaf(torch::randn(shape, kBf)), y = leaf(torch::randn(shape, kBf));
+      auto mix = leaf(torch::randn({2, D}, kF32)), sc = leaf(torch::randn({D}, kF32));
+      std::vector<Tensor> p;
+      for (int i = 0; i < 4; ++i) p.push_back(torch::randn(shape, kF32));
+      auto loss = [&](const std::pair<Tensor, Tensor>& a, const std::pair<Tensor, Tensor>& b) {
+        auto l = (a.second.to(torch::kFloat32) * p[1]).sum() + (b.second.to(torch::kFloat32) * p[3]).sum();
+        if (out_used) l = l + (a.first.to(torch::kFloat32) * p[0]).sum() + (b.first.to(torch::kFloat32) * p[2]).sum();
+        return l;
+      };
+      std::pair<Tensor, Tensor> a, b;
+      {
+        NoSync guard;
+        a = K::mix_norm(x, x0, mix, factor, /*fused=*/true);
+        b = K::scale_add_norm(x, sc, y, factor, /*fused=*/true);
+        loss(a, b).backward();
+      }
+      auto x32 = f32_leaf(x), x032 = f32_leaf(x0), y32 = f32_leaf(y), mix32 = leaf(mix), sc32 = leaf(sc);
+      auto norm32 = [&](const Tensor& t) { return at::rms_norm(t, {D}, std::nullopt, std::nullopt) * factor; };
+      auto ra_out = K::compose::resid_mix(x32, x032, mix32), rb_out = K::compose::scale_add(x32, sc32, y32);
+      loss({ra_out, norm32(ra_out)}, {rb_out, norm32(rb_out)}).backward();
+      check("mix_norm" + tag + " out", a.first, ra_out, 1e-2);
+      check("mix_norm" + tag + " n", a.second, norm32(ra_out), 1e-2);
+      check("scale_add_norm" + tag + " out", b.first, rb_out, 1e-2);
+      check("scale_add_norm" + tag + " n", b.second, norm32(rb_out), 1e-2);
+      check("mix_norm+scale_add_norm" + tag + " dx", x.grad(), x32.grad(), 2e-2);
+      check("mix_norm" + tag + " dx0", x0.grad(), x032.grad(), 2e-2);
+      check("mix_norm" + tag + " dmix", mix.grad(), mix32.grad(), 2e-2);
+      check("scale_add_norm" + tag + " ds", sc.grad(), sc32.grad(), 2e-2);
+      check("scale_add_norm" + tag + " dy", y.grad(), y32.grad(), 2e-2);
+    }
+}
+
 TEST(KernelsCuda, LeakyRelu2) {
   SKIP_WITHOUT_GPU;
   for (auto shape : {std::vector<int64_t>{4096, 2048}, std::vector<int64_t>{7, 143}}) {
