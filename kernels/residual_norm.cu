@@ -47,6 +47,21 @@ __device__ __forceinline__ void add_norm_grad(const float (&v)[E], const float (
   for (int i = 0; i < E; ++i) g[i] += r * (gn[i] * factor - v[i] * r * dot);
 }
 
+// g = ∂L/∂out of row element range [off, off + E): out's own gradient (g_out; null = 0) plus the norm's, from
+// n's gradient g_n and the stored out (returned in v).
+template <int E>
+__device__ __forceinline__ void residual_grad(const bf16* g_out, const bf16* g_n, const bf16* out, int64_t off, int D,
+                                              float factor, float (&g)[E], float (&v)[E]) {
+  float gn[E];
+  if (g_out) load_e<E>(g_out + off, g);
+  else
+#pragma unroll
+    for (int i = 0; i < E; ++i) g[i] = 0.f;
+  load_e<E>(g_n + off, gn);
+  load_e<E>(out + off, v);
+  add_norm_grad<E>(v, gn, g, D, factor);
+}
+
 // Adds the block's warps' channel sums acc (this lane's E channels) and writes them to partial_row.
 template <int E>
 __device__ void block_channel_sum(const float (&acc)[E], float* partial_row, float* sm, int D) {
@@ -97,14 +112,8 @@ __global__ void __launch_bounds__(kWarps * 32) mix_norm_bwd(const bf16* g_out, c
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < rows;
        row += static_cast<int64_t>(gridDim.x) * kWarps) {
     const int64_t off = row * D + c;
-    float g[E], gn[E], v[E], a[E], b[E];
-    if (g_out) load_e<E>(g_out + off, g);
-    else
-#pragma unroll
-      for (int i = 0; i < E; ++i) g[i] = 0.f;
-    load_e<E>(g_n + off, gn);
-    load_e<E>(out + off, v);
-    add_norm_grad<E>(v, gn, g, D, factor);
+    float g[E], v[E], a[E], b[E];
+    residual_grad<E>(g_out, g_n, out, off, D, factor, g, v);
     load_e<E>(x + off, a);
     load_e<E>(x0 + off, b);
 #pragma unroll
@@ -156,14 +165,8 @@ __global__ void __launch_bounds__(kWarps * 32) sadd_norm_bwd(const bf16* g_out, 
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < rows;
        row += static_cast<int64_t>(gridDim.x) * kWarps) {
     const int64_t off = row * D + c;
-    float g[E], gn[E], v[E], b[E];
-    if (g_out) load_e<E>(g_out + off, g);
-    else
-#pragma unroll
-      for (int i = 0; i < E; ++i) g[i] = 0.f;
-    load_e<E>(g_n + off, gn);
-    load_e<E>(out + off, v);
-    add_norm_grad<E>(v, gn, g, D, factor);
+    float g[E], v[E], b[E];
+    residual_grad<E>(g_out, g_n, out, off, D, factor, g, v);
     load_e<E>(y + off, b);
     store_e<E>(dx + off, g);
 #pragma unroll
