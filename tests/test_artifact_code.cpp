@@ -134,7 +134,7 @@ TEST(ArtifactCode, EvalArtifactScoresTheBytesAndInspectReadsThem) {
   testing::TempDir d("artifact_eval");
   const std::string rf = recipe_file(d, Json{{"name", "write_artifact"}, {"container", "zstd22"}});
   const std::string fast = " --set train.iterations=2 --set train.val_every=0 --set data.val_max_tokens=4096"
-                           " --set train.warmup_steps=0";
+                           " --set data.batch_tokens=1024 --set train.warmup_steps=0";
   auto t = trainer("--recipe " + rf + fast + " --out " + d.file("run"));
   ASSERT_EQ(t.code, 0) << t.out;
   const Json trained = Json::parse(read_file(d.file("run/summary.json")));
