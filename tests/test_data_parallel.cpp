@@ -9,6 +9,8 @@
 //  - SIGTERM finishes the step, writes a checkpoint (checkpoint_every 0), exits 143 with the resume command,
 //    and the resumed run is bit-identical to an uninterrupted one (1 process, and 2 ranks); SIGINT exits 130;
 //    a resume with another world size is refused.
+// Two suites, so that ctest -j runs them side by side: DataParallel (the same results at every world size) and
+// DataParallelInterrupted (killed, hung and signalled ranks, resumes).
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -104,12 +106,23 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// The 6-step one-process run without clipping (the default), made once for the two tests that compare with it.
+struct OneProcessRun {
+  std::string path;
+  testing::CommandResult result;
+};
+const OneProcessRun& one_process_run() {
+  static Dir one("ws1");
+  static const OneProcessRun run{one.path, trainer(kTiny + "--set train.iterations=6 --out " + one.path)};
+  return run;
+}
+
 TEST(DataParallel, TwoAndThreeRanksReproduceTheOneProcessLosses) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
-  Dir one("ws1"), two("ws2"), three("ws3");
+  const OneProcessRun& one = one_process_run();
+  ASSERT_EQ(one.result.code, 0) << one.result.out;
+  Dir two("ws2"), three("ws3");
   const std::string steps = "--set train.iterations=6 ";
-  auto r1 = trainer(kTiny + steps + "--out " + one.path);
-  ASSERT_EQ(r1.code, 0) << r1.out;
   auto r2 = trainer("--nproc 2 " + kTiny + steps + "--out " + two.path);
   ASSERT_EQ(r2.code, 0) << r2.out;
   auto r3 = trainer("--nproc 3 " + kTiny + steps + "--out " + three.path);
@@ -136,14 +149,16 @@ TEST(DataParallel, GlobalClippingMatchesOneProcessLocalClippingIsPerRank) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   const std::string clip = "--set train.iterations=6 --set optim.grad_clip_norm=0.3 ";
   const std::string local = "--set optim.grad_clip_local=true ";
-  Dir g1("clip_g1"), l1("clip_l1"), g2("clip_g2"), l2("clip_l2"), n1("clip_n1");
+  Dir g1("clip_g1"), l1("clip_l1"), g2("clip_g2"), l2("clip_l2");
   for (const auto& [args, dir] : std::vector<std::pair<std::string, std::string>>{
            {kTiny + clip, g1.path}, {kTiny + clip + local, l1.path}, {"--nproc 2 " + kTiny + clip, g2.path},
-           {"--nproc 2 " + kTiny + clip + local, l2.path}, {kTiny + clip + "--set optim.grad_clip_norm=0 ", n1.path}}) {
+           {"--nproc 2 " + kTiny + clip + local, l2.path}}) {
     auto r = trainer(args + "--out " + dir);
     ASSERT_EQ(r.code, 0) << args << "\n" << r.out;
   }
-  const auto a = losses(g1.path), b = losses(l1.path), c = losses(g2.path), d = losses(l2.path), n = losses(n1.path);
+  const OneProcessRun& unclipped = one_process_run();  // optim.grad_clip_norm 0: the default
+  ASSERT_EQ(unclipped.result.code, 0) << unclipped.result.out;
+  const auto a = losses(g1.path), b = losses(l1.path), c = losses(g2.path), d = losses(l2.path), n = losses(unclipped.path);
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(d.size(), 6u);
   EXPECT_EQ(a, b) << "one process: local and global clipping differ";
@@ -172,7 +187,7 @@ TEST(DataParallel, EvaluationTotalsAreTheSameAtEveryWorldSize) {
   }
 }
 
-TEST(DataParallel, AKilledRankEndsTheRunNonZeroNamingTheRank) {
+TEST(DataParallelInterrupted, AKilledRankEndsTheRunNonZeroNamingTheRank) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   Dir d("kill");
   const std::string log = d.path + ".log";
@@ -191,7 +206,7 @@ TEST(DataParallel, AKilledRankEndsTheRunNonZeroNamingTheRank) {
 
 // A rank that hangs (SIGSTOP: alive, silent) must not hang the run: the other rank's collective times out
 // (PGOLF_COMM_TIMEOUT_SECONDS) and names itself, and the launcher kills the silent rank, naming it.
-TEST(DataParallel, AHungRankEndsTheRunNonZeroWithinTheTimeoutNamingBothRanks) {
+TEST(DataParallelInterrupted, AHungRankEndsTheRunNonZeroWithinTheTimeoutNamingBothRanks) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   Dir d("hang");
   const std::string log = d.path + ".log";
@@ -239,17 +254,17 @@ void interrupt_and_resume(const std::string& launch, int sig, const std::string&
   fs::remove(log);
 }
 
-TEST(DataParallel, SigtermCheckpointsAndTheResumedRunIsBitIdentical) {
+TEST(DataParallelInterrupted, SigtermCheckpointsAndTheResumedRunIsBitIdentical) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   interrupt_and_resume("", SIGTERM, "1");
 }
 
-TEST(DataParallel, SigintOnTwoRanksCheckpointsAndResumesBitIdenticalOnTwoRanksOnly) {
+TEST(DataParallelInterrupted, SigintOnTwoRanksCheckpointsAndResumesBitIdenticalOnTwoRanksOnly) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   interrupt_and_resume("--nproc 2 ", SIGINT, "2");
 }
 
-TEST(DataParallel, AResumeWithAnotherWorldSizeIsRefused) {
+TEST(DataParallelInterrupted, AResumeWithAnotherWorldSizeIsRefused) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   Dir d("world");
   const std::string log = d.path + ".log";

@@ -47,7 +47,7 @@ void eval_path(const std::string& seed, const std::vector<std::string>& stage_se
   for (const std::string& s : {"model.dim=32", "model.heads=4", "model.kv_heads=2", "model.attention.rope_dims=4",
                                "model.vocab_size=1024", "data.train=data/default/default_train_*.bin",
                                "data.val=data/default/default_val_*.bin", "data.tokenizer=data/default/tokenizer.model",
-                               "data.seq_len=128", "data.batch_tokens=1024", "data.micro_batches=1",
+                               "data.seq_len=128", "data.batch_tokens=512", "data.micro_batches=1",
                                "data.val_max_tokens=2048", "train.iterations=4", "train.max_wallclock_seconds=0",
                                "train.warmup_steps=0", "train.warmup_looped_steps=0", "eval.batch_tokens=1024",
                                "train.threads=1", "'eval.byte_counter={\"name\":\"lut\"}'"})

@@ -159,7 +159,7 @@ void short_train(const std::string& seed, const std::string& extra = "") {
   for (const char* s : {"model.dim=32", "model.heads=4", "model.kv_heads=2", "model.attention.rope_dims=4",
                         "model.vocab_size=1024", "data.train=data/default/default_train_*.bin",
                         "data.val=data/default/default_val_*.bin", "data.tokenizer=data/default/tokenizer.model",
-                        "data.seq_len=128", "data.batch_tokens=1024", "data.micro_batches=1", "data.val_max_tokens=2048",
+                        "data.seq_len=128", "data.batch_tokens=512", "data.micro_batches=1", "data.val_max_tokens=2048",
                         "train.iterations=6", "train.max_wallclock_seconds=0", "train.log_every=1",
                         // one rolled-back warmup step of each kind keeps that path in the run (the recipes' 20 + 20
                         // were three quarters of this test's time)
