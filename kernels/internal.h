@@ -16,6 +16,10 @@ namespace pgolf::kernels::detail {
 #ifdef PGOLF_KERNELS_CUDA
 inline cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
 inline const float* f32(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+// An optional fp32 input of a Function (absent ones travel as empty tensors): its data, or null.
+inline const float* f32_or_null(const torch::Tensor& t) {
+  return t.defined() && t.numel() ? t.data_ptr<float>() : nullptr;
+}
 #endif
 
 // The accumulation dtype of an activation dtype: fp32, or fp64 for fp64 inputs (the CPU tests).

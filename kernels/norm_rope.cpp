@@ -14,9 +14,6 @@ using torch::Tensor;
 // The Function's optional inputs (cos/sin without RoPE, gain for k) travel as empty tensors: autograd
 // Functions take no undefined inputs.
 bool has(const Tensor& t) { return t.defined() && t.numel() > 0; }
-#ifdef PGOLF_KERNELS_CUDA
-const float* f32_or_null(const Tensor& t) { return has(t) ? t.data_ptr<float>() : nullptr; }
-#endif
 
 // (n_c, n_{c+R/2}) → (n_c cos + n_{c+R/2} sin, n_{c+R/2} cos − n_c sin) on the first R channels; cos, sin
 // (T, R/2) broadcast over (B, T, H, ·). transpose = the inverse rotation (the backward of the forward one).
@@ -57,7 +54,7 @@ Tensor fwd(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& 
   if (applies(x)) {
     auto out = torch::empty_like(x);
     const int64_t D = x.size(3), R = has(cos) ? 2 * cos.size(1) : 0;
-    cuda::norm_rope_fwd(x.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain), out.data_ptr(),
+    cuda::norm_rope_fwd(x.data_ptr(), detail::f32_or_null(cos), detail::f32_or_null(sin), detail::f32_or_null(gain), out.data_ptr(),
                         x.numel() / D, x.size(1), x.size(2), D, R, norm, static_cast<float>(factor), /*x_stride=*/0,
                         detail::stream());
     return out;
@@ -74,7 +71,7 @@ std::pair<Tensor, Tensor> bwd(const Tensor& x, const Tensor& g, const Tensor& co
     const int64_t D = x.size(3), R = has(cos) ? 2 * cos.size(1) : 0, H = x.size(2), rows = x.numel() / D;
     const int64_t W = cuda::norm_rope_bwd_partials(rows, H, D, R, x.data_ptr(), g.data_ptr(), dx.data_ptr(), 0);
     Tensor partial = has(gain) ? torch::empty({W}, x.options().dtype(torch::kFloat32)) : Tensor();
-    cuda::norm_rope_bwd(x.data_ptr(), g.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain),
+    cuda::norm_rope_bwd(x.data_ptr(), g.data_ptr(), detail::f32_or_null(cos), detail::f32_or_null(sin), detail::f32_or_null(gain),
                         dx.data_ptr(), partial.defined() ? partial.data_ptr<float>() : nullptr, rows, x.size(1), H, D,
                         R, norm, static_cast<float>(factor), /*x_stride=*/0, detail::stream());
     return {dx, has(gain) ? partial.view({W / H, H}).sum(0).to(gain.scalar_type()) : Tensor()};

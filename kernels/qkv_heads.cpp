@@ -17,7 +17,6 @@ Tensor heads_of(const Tensor& y, int64_t c, int64_t heads, int64_t d) {
 }
 
 #ifdef PGOLF_KERNELS_CUDA
-const float* f32_or_null(const Tensor& t) { return t.numel() ? t.data_ptr<float>() : nullptr; }
 void* bf16_at(const Tensor& y, int64_t c) { return static_cast<at::BFloat16*>(y.data_ptr()) + c; }
 
 struct QkvHeadsFn : torch::autograd::Function<QkvHeadsFn> {
@@ -25,13 +24,14 @@ struct QkvHeadsFn : torch::autograd::Function<QkvHeadsFn> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& w, const Tensor& cos,
                                const Tensor& sin, const Tensor& gain, int64_t H, int64_t Hkv, bool norm) {
     const auto y = torch::nn::functional::linear(x, w);
-    const int64_t B = y.size(0), T = y.size(1), W = y.size(2), d = x.size(2) / H, kv = Hkv * d, R = 2 * cos.size(-1);
+    const int64_t B = y.size(0), T = y.size(1), W = y.size(2), d = x.size(2) / H, kv = Hkv * d;
+    const int64_t R = 2 * cos.size(-1);  // 0 without RoPE (cos is then empty)
     const int64_t D = H * d, Z = W - D - 2 * kv;
     auto q = torch::empty({B, T, H, d}, y.options()), k = torch::empty({B, T, Hkv, d}, y.options());
-    cuda::norm_rope_fwd(y.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gain), q.data_ptr(), B * T * H,
-                        T, H, d, cos.numel() ? R : 0, norm, 1.f, W, detail::stream());
-    cuda::norm_rope_fwd(bf16_at(y, D), f32_or_null(cos), f32_or_null(sin), nullptr, k.data_ptr(), B * T * Hkv, T, Hkv,
-                        d, cos.numel() ? R : 0, norm, 1.f, W, detail::stream());
+    cuda::norm_rope_fwd(y.data_ptr(), detail::f32_or_null(cos), detail::f32_or_null(sin), detail::f32_or_null(gain), q.data_ptr(), B * T * H,
+                        T, H, d, R, norm, 1.f, W, detail::stream());
+    cuda::norm_rope_fwd(bf16_at(y, D), detail::f32_or_null(cos), detail::f32_or_null(sin), nullptr, k.data_ptr(), B * T * Hkv, T, Hkv,
+                        d, R, norm, 1.f, W, detail::stream());
     ctx->save_for_backward({x, w, y, cos, sin, gain});
     ctx->saved_data["H"] = H;
     ctx->saved_data["Hkv"] = Hkv;
@@ -45,7 +45,7 @@ struct QkvHeadsFn : torch::autograd::Function<QkvHeadsFn> {
     const int64_t H = ctx->saved_data["H"].toInt(), Hkv = ctx->saved_data["Hkv"].toInt();
     const bool norm = ctx->saved_data["norm"].toBool();
     const int64_t B = y.size(0), T = y.size(1), W = y.size(2), d = x.size(2) / H, kv = Hkv * d;
-    const int64_t D = H * d, Z = W - D - 2 * kv, R = cos.numel() ? 2 * cos.size(-1) : 0;
+    const int64_t D = H * d, Z = W - D - 2 * kv, R = 2 * cos.size(-1);
     auto dy = torch::empty_like(y);
     // The q (offset 0) and k (offset D) heads' backward, written into dy's columns in place.
     auto heads_bwd = [&](const Tensor& g_in, int64_t c, int64_t heads, const Tensor& gn) {
@@ -56,8 +56,8 @@ struct QkvHeadsFn : torch::autograd::Function<QkvHeadsFn> {
       const auto g = g_in.contiguous();
       const int64_t rows = B * T * heads;
       const int64_t P = cuda::norm_rope_bwd_partials(rows, heads, d, R, bf16_at(y, c), g.data_ptr(), bf16_at(dy, c), W);
-      Tensor partial = gn.numel() ? torch::empty({P}, y.options().dtype(torch::kFloat32)) : Tensor();
-      cuda::norm_rope_bwd(bf16_at(y, c), g.data_ptr(), f32_or_null(cos), f32_or_null(sin), f32_or_null(gn),
+      Tensor partial = detail::f32_or_null(gn) ? torch::empty({P}, y.options().dtype(torch::kFloat32)) : Tensor();
+      cuda::norm_rope_bwd(bf16_at(y, c), g.data_ptr(), detail::f32_or_null(cos), detail::f32_or_null(sin), detail::f32_or_null(gn),
                           bf16_at(dy, c), partial.defined() ? partial.data_ptr<float>() : nullptr, rows, T, heads, d, R,
                           norm, 1.f, W, detail::stream());
       return partial.defined() ? partial.view({P / heads, heads}).sum(0) : Tensor();
