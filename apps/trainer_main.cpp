@@ -36,6 +36,7 @@ void usage(FILE* to) {
                "  --overwrite       reuse an --out that holds an earlier run (finished, failed or killed, not live)\n"
                "  --dry-run         validate, build the model, print a summary with 'params: N', write nothing\n"
                "  --profile FILE    profile steps 6-8: Chrome trace to FILE, top kernels to the log\n"
+               "                    and chunks 60-62 of phased TTT to FILE.eval (FILE with --eval-artifact)\n"
                "  --resume RUN_DIR  continue a run from RUN_DIR/checkpoint.bin with RUN_DIR/recipe.json (no --recipe,\n"
                "                    --out or --seed; --set only for train.log_every, val_every, checkpoint_every,\n"
                "                    nan_check_every, threads, warmup_steps, warmup_looped_steps)\n"

@@ -60,6 +60,7 @@ struct EvalContext {
   torch::Device device = torch::kCPU;
   Communicator* comm = nullptr;  // null: a single process
   std::string stage = "val";
+  std::string profile_path;  // trainer --eval-artifact --profile: an evaluator may profile a few of its steps
   Communicator& communicator() const;
   int rank() const { return communicator().rank(); }
   int world() const { return communicator().world(); }

@@ -17,6 +17,11 @@ struct LanguageModel : torch::nn::Module {
   virtual torch::Tensor token_nll(const torch::Tensor& x, const torch::Tensor& y) = 0;
   // What training minimises: the mean NLL over all positions (fp32 scalar).
   virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) { return token_nll(x, y).mean(); }
+  // The NLL at chosen columns only: (B, K) for cols (B, K) int64 in [0, T), y (B, T). What sliding windows and
+  // TTT score (a stride or a chunk of each row): a model may run its head and CE on those positions alone.
+  virtual torch::Tensor token_nll_at(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& cols) {
+    return token_nll(x, y).gather(1, cols);
+  }
   virtual int64_t vocab_size() const = 0;
   // Model FLOPs per trained token for MFU (torchtitan's convention): 6 per matmul weight each token passes
   // through (forward + backward; repeated layers once per pass), plus the attention term 12·d·seq_len per

@@ -170,6 +170,7 @@ int eval_artifact(const TrainerOptions& opt, Run& run) {
                                               : opt.out_dir;
   if (std::filesystem::exists(out)) throw ConfigError("--out " + out + ": already exists; name a new directory");
   build_data(run);
+  run.eval.profile_path = opt.profile_path;  // --profile when only scoring: the evaluators' (phased TTT: chunks 60-62)
   const std::string partial = out + ".partial";
   try {
     {
@@ -224,6 +225,7 @@ int run_phases(const TrainerOptions& options, std::unique_ptr<RunDir>& dir, Loop
   }
   if (!opt.eval_artifact.empty()) return eval_artifact(opt, run);
   build_data(run);
+  if (!opt.profile_path.empty()) run.eval.profile_path = opt.profile_path + ".eval";  // phased TTT: chunks 60-62
   // 3. run directory
   dir = open_run_dir(opt, run, resume.get(), std::move(lock));
   if (!resume || !opt.overrides.empty()) dir->write_json("recipe.json", run.recipe.resolved);

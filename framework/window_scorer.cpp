@@ -32,15 +32,20 @@ void WindowScorer::score_batch(LanguageModel& model, int64_t lo, int64_t hi, Sco
   // Columns past a short window read a clamped position and are masked out.
   auto pos = (start + cols).clamp_max(w_.targets() - 1);
   auto x = tokens_.index({pos}), y = tokens_.index({pos + 1});
-  auto mask = ((cols < len) & (cols >= from)).to(torch::kFloat64);
-  auto nll = model.token_nll(x, y);
-  if (nll.sizes() != x.sizes())
-    throw std::runtime_error("window scorer: token_nll returned a tensor of another shape than its input");
+  // Only the scored columns [from, len) reach the head: all of window 0's, at most `stride` of any other's.
+  const int64_t K = lo == 0 ? width : std::min(stride, width);
+  auto at = from + cols_.slice(0, 0, K).view({1, K});
+  auto sel = at.clamp_max(width - 1);
+  auto mask = (at < len).to(torch::kFloat64);
+  auto nll = model.token_nll_at(x, y, sel);
+  if (nll.sizes() != sel.sizes())
+    throw std::runtime_error("window scorer: token_nll_at returned a tensor of another shape than its columns");
+  auto xs = x.gather(1, sel), ys = y.gather(1, sel), ps = pos.gather(1, sel);
   loss_sum_ += (nll.to(torch::kFloat64) * mask).sum();
-  byte_sum_ += (bytes_.target_bytes(x.reshape({-1}), y.reshape({-1}), (pos + 1).reshape({-1})).to(torch::kFloat64) *
+  byte_sum_ += (bytes_.target_bytes(xs.reshape({-1}), ys.reshape({-1}), (ps + 1).reshape({-1})).to(torch::kFloat64) *
                 mask.reshape({-1}))
                    .sum();
-  if (ledger) ledger->scored(pos, mask);
+  if (ledger) ledger->scored(ps, mask);
 }
 
 EvalResult WindowScorer::result(const EvalContext& ctx) const {

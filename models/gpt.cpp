@@ -145,24 +145,38 @@ struct Gpt : LanguageModel {
     return rms_norm(x);
   }
 
-  torch::Tensor logits(const torch::Tensor& ids, const Segments& segments) {
-    auto h = head(hidden(ids, segments));
+  torch::Tensor logits(const torch::Tensor& ids, const Segments& segments) { return head_logits(hidden(ids, segments)); }
+
+  // h (..., D) final-norm output -> softcapped logits, through the head tap site.
+  torch::Tensor head_logits(const torch::Tensor& hidden_out) {
+    auto h = head(hidden_out);
     auto z = head->output(h, torch::nn::functional::linear(h, tok_emb->weight.to(compute_dtype_)));
     return softcap_ * torch::tanh(z / softcap_);
   }
 
   torch::Tensor nll(const torch::Tensor& x, const torch::Tensor& y, const Segments& s, bool mean) {
+    return head_nll(hidden(x, s), y, mean);
+  }
+
+  // The head and its CE on the hidden states h (..., D) for targets y (...).
+  torch::Tensor head_nll(const torch::Tensor& h, const torch::Tensor& y, bool mean) {
     if (taps_.empty()) {  // the head and its CE as one op (kernels/ops.h): chunked, no fp32 N×V logits on the GPU
-      auto h = hidden(x, s);
       auto hf = h.reshape({-1, h.size(-1)});
       if (mean) return kernels::softcap_ce_mean(hf, tok_emb->weight, y.reshape({-1}), softcap_, fused_);
       return kernels::softcap_ce_tokens(hf, tok_emb->weight, y.reshape({-1}), softcap_, fused_).view(y.sizes());
     }
-    auto z = logits(x, s);
+    auto z = head_logits(h);
     z = z.to(torch::promote_types(z.scalar_type(), torch::kFloat32)).view({-1, vocab_});  // CE in fp32 (fp64 stays)
     namespace F = torch::nn::functional;
     if (mean) return F::cross_entropy(z, y.reshape({-1}));
     return F::cross_entropy(z, y.reshape({-1}), F::CrossEntropyFuncOptions().reduction(torch::kNone)).view(y.sizes());
+  }
+
+  // Dense attention over every column; the head and CE only at `cols` (a stride or chunk of each row).
+  torch::Tensor token_nll_at(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& cols) override {
+    auto h = hidden(x, {});
+    auto hs = h.gather(1, cols.unsqueeze(-1).expand({cols.size(0), cols.size(1), h.size(-1)}));
+    return head_nll(hs, y.gather(1, cols), false);
   }
 
   torch::Tensor token_nll(const torch::Tensor& x, const torch::Tensor& y) override { return nll(x, y, {}, false); }

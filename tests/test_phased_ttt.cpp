@@ -124,6 +124,38 @@ TEST(BatchedLora, AtResetNoLogitChangesAndEachDocumentAdaptsOnlyItsRow) {
   EXPECT_TRUE(torch::equal(m->token_nll(x, y), plain)) << "the tap is gone with its scope";
 }
 
+TEST(BatchedLora, TheHeadAtChosenColumnsEqualsTheFullNllThereWithAndWithoutAdapters) {
+  testing::SingleThreaded one;
+  auto m = model_of(looped_gpt());
+  auto x = torch::randint(0, 16, {3, 12}, torch::kInt64), y = torch::randint(0, 16, {3, 12}, torch::kInt64);
+  auto cols = torch::tensor({4, 5, 6, 11, 11, 11, 0, 1, 2}, torch::kInt64).view({3, 3});  // repeats: clamped columns
+  auto lora = std::make_shared<BatchedLora>(*m, 3, LoraOptions{4, 1.5}, torch::kCPU);
+  at::Generator gen = at::detail::createCPUGenerator(4);
+  lora->reset(true, gen);
+  for (auto& p : lora->parameters()) {
+    torch::NoGradGuard g;
+    if (p.size(1) != 4) p.normal_(0, 0.3);  // every B: the head adapter changes the logits
+  }
+  for (bool tapped : {false, true}) {
+    std::unique_ptr<ScopedTap> tap = tapped ? std::make_unique<ScopedTap>(m->taps(), lora) : nullptr;
+    const auto full = m->token_nll(x, y).gather(1, cols);
+    const auto at = m->token_nll_at(x, y, cols);
+    ASSERT_EQ(at.sizes(), cols.sizes());
+    EXPECT_LT((at - full).abs().max().item<double>(), 1e-5 * full.abs().max().item<double>()) << "tapped " << tapped;
+    if (!tapped) continue;
+    auto grads = [&](const torch::Tensor& loss) {
+      for (auto& p : lora->parameters()) p.mutable_grad() = torch::Tensor();
+      loss.sum().backward();
+      std::vector<torch::Tensor> g;
+      for (auto& p : lora->parameters()) g.push_back(p.grad().clone());
+      return g;
+    };
+    const auto g_full = grads(m->token_nll(x, y).gather(1, cols)), g_at = grads(m->token_nll_at(x, y, cols));
+    for (size_t i = 0; i < g_full.size(); ++i)
+      EXPECT_TRUE(torch::allclose(g_at[i], g_full[i], 1e-4, 1e-6)) << "adapter tensor " << i;
+  }
+}
+
 // ---- the evaluator -----------------------------------------------------------------------------------
 
 // Documents of lengths 9..40 (BOS = 1, text ids 2..15), each a repeated 5-token pattern of its own.

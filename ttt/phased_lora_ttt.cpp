@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "framework/log.h"
+#include "framework/optimizer.h"
+#include "framework/profiler.h"
 
 #include "framework/grad_clip.h"
 #include "framework/grad_sync.h"
@@ -23,6 +25,7 @@ PhasedLoraTtt::PhasedLoraTtt(const Config& c)
       sgd_momentum_(c.f("sgd_momentum")), sgd_clip_(c.f("sgd_grad_clip")), sgd_chunk_(c.i("sgd_chunk_tokens")),
       sgd_seq_len_(c.i("sgd_seq_len")), sgd_batch_(c.i("sgd_batch")), sgd_epochs_(c.i("sgd_epochs")),
       cu_pad_(c.i("cu_seqlens_pad")) {
+  c.check(chunk_ <= context_, "chunk", "at most context (" + std::to_string(context_) + ")");
   lora_.rank = c.i("rank");
   lora_.scale = c.f("alpha") > 0 ? c.f("alpha") / static_cast<double>(lora_.rank) : 1.0;
   lora_.k = c.b("k_lora");
@@ -44,8 +47,15 @@ struct PhasedLoraTtt::Pass {
     loss_sum = torch::zeros({}, f64);
     byte_sum = torch::zeros({}, f64);
     cols = torch::arange(cfg.context_, torch::TensorOptions().dtype(torch::kInt64).device(e.device));
+    k_cols = torch::arange(cfg.chunk_, torch::TensorOptions().dtype(torch::kInt64).device(e.device)).view({1, -1});
     for (const auto& p : model.parameters()) base.push_back(p);
+    Schema s;  // the adapters' AdamW: the "adam" optimizer component (ATen's fused kernel on CUDA), beta1 0
+    s.component("c", "optimizer", "", "the LoRA optimizer");
+    adam = Config(s.validate(Json{{"c", {{"name", "adam"}, {"lr", cfg.lr_}, {"beta1", 0.0}, {"beta2", cfg.beta2_},
+                                         {"eps", 1e-10}, {"weight_decay", cfg.wd_}}}}, "", "phased_lora_ttt"), "").sub("c");
+    if (!e.profile_path.empty()) profiler = std::make_unique<StepProfiler>(e.profile_path, kProfileFirst, 3, e.device);
   }
+  static constexpr int64_t kProfileFirst = 60;  // chunks 60-62: the first batch's longest documents at full width
 
   // Batches [lo, hi) of one phase, this rank's share by LPT.
   void score_batches(int64_t lo, int64_t hi, int64_t phase) {
@@ -63,11 +73,17 @@ struct PhasedLoraTtt::Pass {
     if (fresh) lora = std::make_shared<BatchedLora>(model, b, cfg.lora_, ctx.device);
     gen.set_current_seed(static_cast<uint64_t>(cfg.seed_) * 1000003ULL + static_cast<uint64_t>(phase) * 7919ULL + static_cast<uint64_t>(j));
     lora->reset(fresh || !cfg.warm_a_, gen);
-    torch::optim::AdamW opt(lora->parameters(), torch::optim::AdamWOptions(cfg.lr_).betas({0.0, cfg.beta2_}).eps(1e-10).weight_decay(cfg.wd_));
+    std::vector<NamedParam> named;
+    for (const auto& p : lora->parameters()) named.push_back({"lora." + std::to_string(named.size()), p});
+    auto opt = OptimizerRegistry::get().build(adam, OptimizerContext{named, nullptr});  // fresh state per batch
     ScopedTap tap(model.taps(), lora);
     int64_t chunks = 0;
     for (int64_t d : ids) chunks = std::max(chunks, doc_chunks(docs[static_cast<size_t>(d)].pred_len, cfg.chunk_));
-    for (int64_t ci = 0; ci < chunks; ++ci) score_chunk(ids, ci, opt);
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      if (profiler) profiler->before_step(++chunks_run);
+      score_chunk(ids, ci, *opt);
+      if (profiler) profiler->after_step(chunks_run);
+    }
     ledger.flush_deferred([&](int64_t ci) {  // one host sync per batch
       std::string what = "chunk " + std::to_string(ci) + " of batch " + std::to_string(j) + " (documents";
       for (size_t r = 0; r < ids.size() && r < 4; ++r) what += " " + std::to_string(ids[r]);
@@ -76,7 +92,8 @@ struct PhasedLoraTtt::Pass {
   }
 
   // One chunk of every document of the batch: the forward scores it, then (not its last chunk) trains on it.
-  void score_chunk(const std::vector<int64_t>& ids, int64_t ci, torch::optim::AdamW& opt) {
+  // Every row holds its window [ws, end) left-aligned; the head and CE run on its chunk's columns alone.
+  void score_chunk(const std::vector<int64_t>& ids, int64_t ci, Optimizer& opt) {
     const auto b = static_cast<int64_t>(ids.size());
     const int64_t C = cfg.chunk_, width = std::min(C * (ci + 1), cfg.context_);
     std::vector<int64_t> meta(static_cast<size_t>(4 * b));  // stream start of the window, window length, first scored column, trains
@@ -98,18 +115,23 @@ struct PhasedLoraTtt::Pass {
     auto valid = c < m[1];
     auto pos = (m[0] + c).clamp_max(T - 1);
     auto x = torch::where(valid, tokens.index({pos}), 0), y = torch::where(valid, tokens.index({pos + 1}), 0);
-    auto in_chunk = valid & (c >= m[2]);
-    auto nll = model.token_nll(x, y);
+    auto at = m[2] + k_cols;  // (b, C): the chunk's columns; those past a row's window are masked
+    auto sel = at.clamp_max(width - 1);
+    auto in_chunk = at < m[1];
+    auto nll = model.token_nll_at(x, y, sel);
     auto train_mask = (in_chunk & (m[3] > 0)).to(nll.scalar_type());
-    if (!cfg.plant_update_before_score) record(x, y, pos, in_chunk, nll);
+    auto xs = x.gather(1, sel), ys = y.gather(1, sel), ps = pos.gather(1, sel);
+    if (!cfg.plant_update_before_score) record(xs, ys, ps, in_chunk, nll);
+    if (profiler) profiler->mark("score (forward, head at the chunk)");
     if (any_train) {
-      ledger.defer_check(pos, train_mask, ci, /*local=*/true);
-      opt.zero_grad();
+      ledger.defer_check(ps, train_mask, ci, /*local=*/true);
+      for (auto& p : opt.params()) p.param.mutable_grad() = torch::Tensor();
       ((nll * train_mask).sum(1) / static_cast<double>(C)).sum().backward();
-      opt.step();
+      opt.step(1.0, 0);
       ledger.updated();
     }
-    if (cfg.plant_update_before_score) record(x, y, pos, in_chunk, nll);
+    if (cfg.plant_update_before_score) record(xs, ys, ps, in_chunk, nll);
+    if (profiler) profiler->mark("update (backward, AdamW)");
   }
 
   // Small host metadata to the device without a sync (pinned, asynchronous on CUDA).
@@ -197,7 +219,10 @@ struct PhasedLoraTtt::Pass {
   std::vector<Doc> docs;
   std::vector<std::vector<int64_t>> batches;
   std::vector<int64_t> boundaries, ends;
-  torch::Tensor loss_sum, byte_sum, cols;
+  torch::Tensor loss_sum, byte_sum, cols, k_cols;
+  Config adam;
+  std::unique_ptr<StepProfiler> profiler;  // --profile with --eval-artifact: chunks kProfileFirst.. of the pass
+  int64_t chunks_run = 0;
   int64_t scored = 0;
   std::vector<torch::Tensor> base;
   std::shared_ptr<BatchedLora> lora;
