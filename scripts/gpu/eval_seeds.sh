@@ -6,7 +6,7 @@
 # seconds, and two 8-GPU projections: on this val set, seconds x (all val tokens / scored tokens) / 8 (every
 # evaluator splits its windows, documents or sequences evenly across ranks; collective latency ignored), and
 # on the challenge's val set, scaled by its target count (spec 8.6: 47.85M CaseOps, 36.34M casefold, 40.86M
-# cap, 62.02M SP1024 tokens) over ours.
+# cap, 62.02M SP1024 tokens) over ours. DATA_VARIANT runs every seed on that data set; PROFILE_DIR adds trainer --profile (the tables go to the seed's log).
 #   scripts/gpu/eval_seeds.sh OUT_DIR pr1755 pr1855 ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +18,7 @@ VAL_TOKENS=${VAL_TOKENS:-0}
 mkdir -p "$OUT_DIR"
 [ -x build-gpu/bin/trainer ] || TARGETS="trainer pgolf-data" scripts/gpu/build.sh
 variant() {
+  [ -n "${DATA_VARIANT:-}" ] && { echo "$DATA_VARIANT"; return; }  # one data set for every seed (e.g. sp8192-caseops)
   case $1 in
     pr461) echo sp1024 ;;
     pr1693) echo casefold8192 ;;
@@ -39,6 +40,9 @@ for seed in "$@"; do
     --set train.iterations="$STEPS" --set train.max_wallclock_seconds=0 --set train.log_every=100
     --set train.val_every=0 --set data.batch_tokens="$BATCH_TOKENS" --set data.val_max_tokens="$VAL_TOKENS"
     --set train.warmup_steps=5 --out "$OUT_DIR/$seed")
+  # PROFILE_DIR: trainer --profile (training steps 6-8, phased TTT chunks 60-62); traces stay there, tables in the log
+  [ -n "${EXTRA_SETS:-}" ] && read -ra extra <<< "$EXTRA_SETS" && args+=("${extra[@]}")  # e.g. "--set pipeline.5.container=pergroup"
+  [ -n "${PROFILE_DIR:-}" ] && mkdir -p "$PROFILE_DIR" && args+=(--profile "$PROFILE_DIR/$seed.json")
   [ "$seed" = pr461 ] || args+=(--set train.warmup_looped_steps=5)
   [ "$seed" = pr1938 ] && args+=(--set model.vocab_size="${VOCAB_1938:-8192}")  # our cap8192 tokenizer, not #1938's 7972
   echo "[eval-seeds] $seed on $v: build-gpu/bin/trainer ${args[*]}"
@@ -46,7 +50,8 @@ for seed in "$@"; do
   grep -E "val_loss .* val_bpb" "$OUT_DIR/$seed.log" || true
   python3 - "$OUT_DIR/$seed/summary.json" "$seed" "$v" .gpu/data/$v/fineweb_val_*.bin <<'EOF'
 import json, os, sys
-summary, seed, variant, shards = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4:]
+summary, seed, variant = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+shards = [f for f in sys.argv[4:] if "_bytes_" not in f]  # the glob also matches the byte sidecar
 challenge = {"sp8192-caseops": 47851520, "casefold8192": 36335616, "cap8192": 40863744, "sp1024": 62021632}[variant]
 total = sum((os.path.getsize(f) - 1024) // 2 for f in shards) - 1  # 256-int32 header, uint16 tokens
 scored = summary.get("val_tokens", total) or total
