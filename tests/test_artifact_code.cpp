@@ -106,10 +106,13 @@ testing::CommandResult trainer(const std::string& args, const std::string& env =
   return testing::run_command("cd " + kSrc + " && " + env + " " + kBin + "/trainer " + args);
 }
 
-// A recipe file (extending the default one) whose artifact stage is `write_artifact`.
-std::string recipe_file(const testing::TempDir& d, const Json& write_artifact) {
-  Json pipeline = Json::array({Json{{"name", "quantize"}}, write_artifact, Json{{"name", "reload_artifact"}},
-                               Json{{"name", "evaluate"}, {"label", "quantized"}}});
+// A recipe file (extending the default one) whose artifact stage is `write_artifact`, after `before` (stages
+// between quantize and it).
+std::string recipe_file(const testing::TempDir& d, const Json& write_artifact, const Json& before = Json::array()) {
+  Json pipeline = Json::array({Json{{"name", "quantize"}}});
+  for (const auto& s : before) pipeline.push_back(s);
+  for (const Json& s : {write_artifact, Json{{"name", "reload_artifact"}}, Json{{"name", "evaluate"}, {"label", "quantized"}}})
+    pipeline.push_back(s);
   return d.write("r.json", Json{{"extends", kSrc + "/recipes/default.json"}, {"pipeline", pipeline}}.dump());
 }
 
@@ -129,10 +132,17 @@ TEST(ArtifactCode, DryRunAndRunStopBeforeTrainingOnMissingSourcesOrLrzip) {
   }
 }
 
+// compare_quantizer stages ride along: one repeats the artifact's own quantiser and container, so its bytes and
+// score must be the artifact's exactly; one is SD-clip RTN (GPTQ without Hessians) at int4, a different state.
 TEST(ArtifactCode, EvalArtifactScoresTheBytesAndInspectReadsThem) {
   ASSERT_TRUE(fs::exists(kSrc + "/data/default/READY")) << "the default data is missing: run `make data` first";
   testing::TempDir d("artifact_eval");
-  const std::string rf = recipe_file(d, Json{{"name", "write_artifact"}, {"container", "zstd22"}});
+  const Json rtn4 = {{"name", "gptq"}, {"attn", {{"bits", 4}}}, {"mlp", {{"bits", 4}}}, {"other", {{"bits", 4}}},
+                     {"small", {{"max_numel", 1024}}}};  // every matrix of the 128-wide model quantised
+  const Json compare = Json::array(
+      {Json{{"name", "compare_quantizer"}, {"label", "same"}, {"container", "zstd22"}},
+       Json{{"name", "compare_quantizer"}, {"label", "rtn4"}, {"quantizer", rtn4}, {"hessians", false}, {"container", "zstd22"}}});
+  const std::string rf = recipe_file(d, Json{{"name", "write_artifact"}, {"container", "zstd22"}}, compare);
   const std::string fast = " --set train.iterations=2 --set train.val_every=0 --set data.val_max_tokens=4096"
                            " --set data.batch_tokens=1024 --set train.warmup_steps=0";
   auto t = trainer("--recipe " + rf + fast + " --out " + d.file("run"));
@@ -140,11 +150,17 @@ TEST(ArtifactCode, EvalArtifactScoresTheBytesAndInspectReadsThem) {
   const Json trained = Json::parse(read_file(d.file("run/summary.json")));
   for (const char* k : {"artifact_bytes", "artifact_model_bytes", "artifact_code_bytes", "code_counting", "within_budget"})
     EXPECT_TRUE(trained.contains(k)) << k;
+  EXPECT_EQ(trained["same_model_bytes"], trained["artifact_model_bytes"]);
+  EXPECT_EQ(trained["same_val_bpb"], trained["quantized_val_bpb"]);
+  EXPECT_EQ(trained["val_bpb"], trained["quantized_val_bpb"]);  // a compared quantiser is never the headline
+  EXPECT_LT(trained["rtn4_model_bytes"].get<int64_t>(), trained["artifact_model_bytes"].get<int64_t>());
+  EXPECT_NE(trained["rtn4_val_bpb"].get<double>(), trained["quantized_val_bpb"].get<double>());
   auto e = trainer("--recipe " + rf + fast + " --eval-artifact " + d.file("run/artifact.bin") + " --out " + d.file("eval"));
   ASSERT_EQ(e.code, 0) << e.out;
   const Json scored = Json::parse(read_file(d.file("eval/summary.json")));
   EXPECT_EQ(scored["val_bpb"], trained["val_bpb"]);  // the same bytes, the same model, the same score
   EXPECT_EQ(scored["artifact_bytes"], trained["artifact_bytes"]);
+  EXPECT_FALSE(scored.contains("same_val_bpb"));  // scoring an artifact runs nothing before it
   auto i = testing::run_command(kBin + "/pgolf-artifact inspect " + d.file("run/artifact.bin"));
   ASSERT_EQ(i.code, 0) << i.out;
   EXPECT_NE(i.out.find("tok_emb.weight"), std::string::npos) << i.out;

@@ -7,6 +7,12 @@
 # evaluator splits its windows, documents or sequences evenly across ranks; collective latency ignored), and
 # on the challenge's val set, scaled by its target count (spec 8.6: 47.85M CaseOps, 36.34M casefold, 40.86M
 # cap, 62.02M SP1024 tokens) over ours. DATA_VARIANT runs every seed on that data set; PROFILE_DIR adds trainer --profile (the tables go to the seed's log).
+# Longer runs across device calls (OUT_DIR in $HOME, kept while the machine stays warm): DEADLINE=S sends the
+# trainer SIGTERM S seconds after this script started (it finishes the step, writes its checkpoint, exits
+# 143; only training stops early, so leave the pipeline's time after S), and the next call resumes a seed whose
+# run directory holds a checkpoint and no summary.json. COMPARE_RTN=1 adds a compare_quantizer stage after
+# quantize (the recipe's GPTQ bits and k without Hessians or LQER: SD-clip RTN, scored, not packed).
+# COPY_TO=DIR copies each finished seed's log, summary.json, recipe.json and metrics.jsonl there.
 #   scripts/gpu/eval_seeds.sh OUT_DIR pr1755 pr1855 ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +21,7 @@ shift
 STEPS=${STEPS:-500}
 BATCH_TOKENS=${BATCH_TOKENS:-131072}
 VAL_TOKENS=${VAL_TOKENS:-0}
+START=$SECONDS
 mkdir -p "$OUT_DIR"
 [ -x build-gpu/bin/trainer ] || TARGETS="trainer pgolf-data" scripts/gpu/build.sh
 variant() {
@@ -33,21 +40,61 @@ for seed in "$@"; do
   [ -f ".gpu/data/$v/READY" ] || ls .gpu/data/$v/fineweb_val_*.bin >/dev/null 2>&1 || need="$need $v"
 done
 [ -z "$need" ] || VARIANTS="$(echo $need | tr ' ' '\n' | sort -u | tr '\n' ' ')" scripts/gpu/prepare_data.sh
+# The recipe with a compare_quantizer stage after quantize: its quantiser without Hessians or LQER (RTN).
+with_rtn() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+i = next(i for i, s in enumerate(r["pipeline"]) if s["name"] == "quantize")
+q = json.loads(json.dumps(r["pipeline"][i]["quantizer"]))
+q.pop("lqer", None)
+r["pipeline"].insert(i + 1, {"name": "compare_quantizer", "label": "rtn", "quantizer": q, "hessians": False, "pack": False})
+json.dump(r, open(sys.argv[2], "w"), indent=1)
+EOF
+}
 for seed in "$@"; do
   v=$(variant "$seed")
-  args=(--recipe "recipes/$seed.json" --set "data.train=.gpu/data/$v/fineweb_train_*.bin"
+  run=$OUT_DIR/$seed
+  recipe=recipes/$seed.json
+  [ "${COMPARE_RTN:-0}" = 1 ] && recipe=$OUT_DIR/$seed.recipe.json && with_rtn "recipes/$seed.json" "$recipe"
+  args=(--recipe "$recipe" --set "data.train=.gpu/data/$v/fineweb_train_*.bin"
     --set "data.val=.gpu/data/$v/fineweb_val_*.bin" --set "data.tokenizer=.gpu/tokenizers/$v.model"
     --set train.iterations="$STEPS" --set train.max_wallclock_seconds=0 --set train.log_every=100
     --set train.val_every=0 --set data.batch_tokens="$BATCH_TOKENS" --set data.val_max_tokens="$VAL_TOKENS"
-    --set train.warmup_steps=5 --out "$OUT_DIR/$seed")
+    --set train.warmup_steps=5 --out "$run")
   # PROFILE_DIR: trainer --profile (training steps 6-8, phased TTT chunks 60-62); traces stay there, tables in the log
   [ -n "${EXTRA_SETS:-}" ] && read -ra extra <<< "$EXTRA_SETS" && args+=("${extra[@]}")  # e.g. "--set pipeline.5.container=pergroup"
   [ -n "${PROFILE_DIR:-}" ] && mkdir -p "$PROFILE_DIR" && args+=(--profile "$PROFILE_DIR/$seed.json")
   [ "$seed" = pr461 ] || args+=(--set train.warmup_looped_steps=5)
   [ "$seed" = pr1938 ] && args+=(--set model.vocab_size="${VOCAB_1938:-8192}")  # our cap8192 tokenizer, not #1938's 7972
+  [ -f "$run/summary.json" ] && { echo "[eval-seeds] $seed: $run is finished"; continue; }
+  log=$OUT_DIR/$seed.log
+  if [ -f "$run/checkpoint.bin" ]; then
+    args=(--resume "$run")  # the run's own recipe.json and settings
+    log=$OUT_DIR/$seed.resumed.log
+  fi
   echo "[eval-seeds] $seed on $v: build-gpu/bin/trainer ${args[*]}"
-  build-gpu/bin/trainer "${args[@]}" > "$OUT_DIR/$seed.log" 2>&1 || { tail -40 "$OUT_DIR/$seed.log"; exit 1; }
-  grep -E "val_loss .* val_bpb" "$OUT_DIR/$seed.log" || true
+  rc=0
+  if [ -n "${DEADLINE:-}" ]; then
+    left=$((DEADLINE - (SECONDS - START)))
+    [ "$left" -gt 30 ] || { echo "[eval-seeds] $seed: DEADLINE reached before it started"; continue; }
+    timeout -s TERM "$left" build-gpu/bin/trainer "${args[@]}" > "$log" 2>&1 || rc=$?
+  else
+    build-gpu/bin/trainer "${args[@]}" > "$log" 2>&1 || rc=$?
+  fi
+  if [ "$rc" = 143 ] && [ -f "$run/checkpoint.bin" ]; then
+    grep -E "step [0-9]+/|interrupted" "$log" | tail -3
+    echo "[eval-seeds] $seed: stopped at the DEADLINE with a checkpoint; run this again (machine still warm) to resume"
+    continue
+  fi
+  [ "$rc" = 0 ] || { tail -40 "$log"; exit 1; }
+  if [ -n "${COPY_TO:-}" ]; then
+    mkdir -p "$COPY_TO"
+    cp "$OUT_DIR/$seed"*.log "$COPY_TO/"
+    for f in summary.json recipe.json metrics.jsonl; do [ -f "$run/$f" ] && cp "$run/$f" "$COPY_TO/$seed.$f"; done
+  fi
+  log_for_grep=$log
+  grep -E "val_loss .* val_bpb|artifact|calibrat|compared" "$log_for_grep" || true
   python3 - "$OUT_DIR/$seed/summary.json" "$seed" "$v" .gpu/data/$v/fineweb_val_*.bin <<'EOF'
 import json, os, sys
 summary, seed, variant = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
@@ -58,11 +105,16 @@ scored = summary.get("val_tokens", total) or total
 scale = max(1.0, total / scored) / 8
 print(f"{seed}: {scored} of {total} val tokens scored")
 print(f"{'stage':<12}{'val_bpb':>10}{'seconds':>10}{'8 GPUs, this val':>18}{'8 GPUs, challenge val':>23}")
+# Pipeline order (the summary's keys are sorted); a compared quantiser's delta is against pre_quant.
+stages = [s["label"] for s in json.load(open(os.path.join(os.path.dirname(sys.argv[1]), "recipe.json")))["pipeline"]
+          if "label" in s and s["label"] in summary["eval_seconds"]]
 prev = None
-for stage, sec in summary["eval_seconds"].items():
-    bpb = summary.get(f"{stage}_val_bpb")
-    delta = f"  ({bpb - prev:+.4f})" if prev is not None and bpb is not None else ""
+for stage in stages:
+    sec, bpb = summary["eval_seconds"][stage], summary.get(f"{stage}_val_bpb")
+    base = summary.get("pre_quant_val_bpb") if stage == "rtn" else prev
+    delta = f"  ({bpb - base:+.4f})" if base is not None and bpb is not None else ""
     print(f"{stage:<12}{bpb:>10.4f}{sec:>10.1f}{sec * scale:>18.1f}{sec * scale * challenge / total:>23.1f}{delta}")
-    prev = bpb
+    prev = bpb if stage != "rtn" else prev
+print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}))
 EOF
 done
