@@ -8,8 +8,8 @@
 # on the challenge's val set, scaled by its target count (spec 8.6: 47.85M CaseOps, 36.34M casefold, 40.86M
 # cap, 62.02M SP1024 tokens) over ours. DATA_VARIANT runs every seed on that data set; PROFILE_DIR adds trainer --profile (the tables go to the seed's log).
 # Longer runs across device calls (OUT_DIR in $HOME, kept while the machine stays warm): DEADLINE=S sends the
-# trainer SIGTERM S seconds after this script started (it finishes the step, writes its checkpoint, exits
-# 143; only training stops early, so leave the pipeline's time after S), and the next call resumes a seed whose
+# trainer SIGTERM S seconds after this script started unless its training has finished (it finishes the
+# step, writes its checkpoint, exits 143; a started pipeline runs on, so leave its time after S), and the next call resumes a seed whose
 # run directory holds a checkpoint and no summary.json. COMPARE_RTN=1 adds a compare_quantizer stage after
 # quantize (the recipe's GPTQ bits and k without Hessians or LQER: SD-clip RTN, scored, not packed).
 # COPY_TO=DIR copies each finished seed's log, summary.json, recipe.json and metrics.jsonl there.
@@ -75,13 +75,15 @@ for seed in "$@"; do
   fi
   echo "[eval-seeds] $seed on $v: build-gpu/bin/trainer ${args[*]}"
   rc=0
-  if [ -n "${DEADLINE:-}" ]; then
+  build-gpu/bin/trainer "${args[@]}" > "$log" 2>&1 &
+  pid=$!
+  if [ -n "${DEADLINE:-}" ]; then  # SIGTERM at the deadline, unless training has finished (the pipeline runs on)
     left=$((DEADLINE - (SECONDS - START)))
-    [ "$left" -gt 30 ] || { echo "[eval-seeds] $seed: DEADLINE reached before it started"; continue; }
-    timeout -s TERM "$left" build-gpu/bin/trainer "${args[@]}" > "$log" 2>&1 || rc=$?
-  else
-    build-gpu/bin/trainer "${args[@]}" > "$log" 2>&1 || rc=$?
+    ( sleep "$((left > 0 ? left : 0))"; grep -q "step \([0-9]*\)/\1 " "$run/train.log" 2>/dev/null || kill -TERM "$pid" 2>/dev/null ) &
+    watcher=$!
   fi
+  wait "$pid" || rc=$?
+  [ -n "${DEADLINE:-}" ] && kill "$watcher" 2>/dev/null || true
   if [ "$rc" = 143 ] && [ -f "$run/checkpoint.bin" ]; then
     grep -E "step [0-9]+/|interrupted" "$log" | tail -3
     echo "[eval-seeds] $seed: stopped at the DEADLINE with a checkpoint; run this again (machine still warm) to resume"
