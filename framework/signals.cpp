@@ -2,17 +2,28 @@
 
 #include <csignal>
 #include <cstring>
+#include <ctime>
 
 namespace pgolf {
 
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
+timespec g_first{};  // when the first one came
 
+// One request can arrive twice within microseconds (`timeout` signals the process and then its whole
+// group): a repeat within a second is the same request; a later one takes the default action (kills).
 void on_stop_signal(int sig) {
-  if (g_signal == 0) g_signal = sig;
-  std::signal(SIGTERM, SIG_DFL);  // a second request is not polite any more
-  std::signal(SIGINT, SIG_DFL);
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (g_signal == 0) {
+    g_first = now;
+    g_signal = sig;
+    return;
+  }
+  if ((now.tv_sec - g_first.tv_sec) + (now.tv_nsec - g_first.tv_nsec) * 1e-9 < 1.0) return;
+  std::signal(sig, SIG_DFL);  // a second request is not polite any more
+  std::raise(sig);            // delivered once this handler returns
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // SIGTERM (what torchrun and schedulers send) and SIGINT ask a run to stop: the handler only records the
 // signal; the step loop notices it after the current step, agrees on it with every rank, writes a checkpoint
-// and ends with Interrupted (exit 128 + signal: 143 or 130) and the resume command. A second signal of either
-// kind takes its default action at once (kills the process).
+// and ends with Interrupted (exit 128 + signal: 143 or 130) and the resume command; in the post-training
+// pipeline, before the next stage. A repeat within a second counts as the same request; a later second
+// signal takes its default action at once (kills the process).
 #pragma once
 
 #include <stdexcept>

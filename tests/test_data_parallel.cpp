@@ -264,6 +264,25 @@ TEST(DataParallelInterrupted, SigintOnTwoRanksCheckpointsAndResumesBitIdenticalO
   interrupt_and_resume("--nproc 2 ", SIGINT, "2");
 }
 
+// A signal that reaches the post-training pipeline (here twice at once, as `timeout` sends it) stops the run
+// before the next stage, naming it, with no summary; the step-2 checkpoint's resume runs the pipeline again.
+TEST(DataParallelInterrupted, ASignalInThePipelineStopsBeforeTheNextStageAndResumeRerunsIt) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  for (const std::string& launch : {std::string(), std::string("--nproc 2 ")}) {
+    Dir d("pipe" + std::to_string(launch.size()));
+    auto r = trainer(launch + kTiny + "--set train.iterations=2 --set train.checkpoint_every=2 --out " + d.path,
+                     "PGOLF_INJECT_SIGNAL_BEFORE_STAGE=0");
+    EXPECT_EQ(r.code, 143) << r.out;
+    EXPECT_NE(r.out.find("interrupted by SIGTERM in the post-training pipeline, before stage pipeline[0] (evaluate "
+                         "'pre_quant'), after training's 2 steps"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("`trainer --resume " + d.path + "` continues from"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(d.path + "/summary.json"));
+    auto resumed = trainer(launch + "--resume " + d.path);
+    ASSERT_EQ(resumed.code, 0) << resumed.out;
+    EXPECT_TRUE(Json::parse(read_file(d.path + "/summary.json")).contains("pre_quant_val_bpb"));
+  }
+}
+
 TEST(DataParallelInterrupted, AResumeWithAnotherWorldSizeIsRefused) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   Dir d("world");

@@ -11,7 +11,8 @@
 # trainer SIGTERM S seconds after this script started unless its training has finished (it finishes the
 # step, writes its checkpoint, exits 143; a started pipeline runs on, so leave its time after S), and the next call resumes a seed whose
 # run directory holds a checkpoint and no summary.json. COMPARE_RTN=1 adds a compare_quantizer stage after
-# quantize (the recipe's GPTQ bits and k without Hessians or LQER: SD-clip RTN, scored, not packed).
+# quantize (the recipe's GPTQ bits and k without Hessians or LQER: SD-clip RTN, scored, not packed);
+# COMPARE_JSON adds more (see with_compares). They shift the later stages' indices for EXTRA_SETS by their count.
 # COPY_TO=DIR copies each finished seed's log, summary.json, recipe.json and metrics.jsonl there.
 #   scripts/gpu/eval_seeds.sh OUT_DIR pr1755 pr1855 ...
 set -euo pipefail
@@ -40,6 +41,35 @@ for seed in "$@"; do
   [ -f ".gpu/data/$v/READY" ] || ls .gpu/data/$v/fineweb_val_*.bin >/dev/null 2>&1 || need="$need $v"
 done
 [ -z "$need" ] || VARIANTS="$(echo $need | tr ' ' '\n' | sort -u | tr '\n' ' ')" scripts/gpu/prepare_data.sh
+# The recipe with compare_quantizer stages after quantize: COMPARE_RTN's, then COMPARE_JSON's (a list of stage
+# objects whose "quantizer" holds only the keys that differ from the recipe's quantiser, e.g.
+# '[{"label":"mlp_k12","quantizer":{"mlp":{"k":12}},"container":"pergroup"}]').
+with_compares() {
+  COMPARE_JSON=${COMPARE_JSON:-[]} python3 - "$1" "$2" <<'EOF'
+import json, os, sys
+def merged(base, over):
+    out = json.loads(json.dumps(base))
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+r = json.load(open(sys.argv[1]))
+i = next(i for i, s in enumerate(r["pipeline"]) if s["name"] == "quantize")
+q = r["pipeline"][i]["quantizer"]
+stages = []
+if os.environ.get("COMPARE_RTN") == "1":
+    rtn = {k: v for k, v in q.items() if k != "lqer"}
+    stages.append({"name": "compare_quantizer", "label": "rtn", "quantizer": rtn, "hessians": False, "pack": False})
+for c in json.loads(os.environ["COMPARE_JSON"]):
+    stages.append(dict(c, name="compare_quantizer", quantizer=merged(q, c.get("quantizer", {}))))
+r["pipeline"][i + 1:i + 1] = stages
+json.dump(r, open(sys.argv[2], "w"), indent=1)
+EOF
+}
+for seed in "$@"; do
+  v=$(variant "$seed")
+  [ -f ".gpu/data/$v/READY" ] || ls .gpu/data/$v/fineweb_val_*.bin >/dev/null 2>&1 || need="$need $v"
+done
+[ -z "$need" ] || VARIANTS="$(echo $need | tr ' ' '\n' | sort -u | tr '\n' ' ')" scripts/gpu/prepare_data.sh
 # The recipe with a compare_quantizer stage after quantize: its quantiser without Hessians or LQER (RTN).
 with_rtn() {
   python3 - "$1" "$2" <<'EOF'
@@ -56,7 +86,10 @@ for seed in "$@"; do
   v=$(variant "$seed")
   run=$OUT_DIR/$seed
   recipe=recipes/$seed.json
-  [ "${COMPARE_RTN:-0}" = 1 ] && recipe=$OUT_DIR/$seed.recipe.json && with_rtn "recipes/$seed.json" "$recipe"
+  if [ "${COMPARE_RTN:-0}" = 1 ] || [ -n "${COMPARE_JSON:-}" ]; then
+    recipe=$OUT_DIR/$seed.recipe.json
+    with_compares "recipes/$seed.json" "$recipe"
+  fi
   args=(--recipe "$recipe" --set "data.train=.gpu/data/$v/fineweb_train_*.bin"
     --set "data.val=.gpu/data/$v/fineweb_val_*.bin" --set "data.tokenizer=.gpu/tokenizers/$v.model"
     --set train.iterations="$STEPS" --set train.max_wallclock_seconds=0 --set train.log_every=100
