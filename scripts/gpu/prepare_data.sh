@@ -30,11 +30,13 @@ for v in $VARIANTS; do
       if "$BIN/pgolf-data" prepare --help | grep -q "lacks ICU"; then
         mkdir -p "$OUT/casefold-text"
         train=()
-        for f in "${TRAIN[@]}" "$VAL"; do
+        pids=()
+        for f in "${TRAIN[@]}" "$VAL"; do  # one Python process per file, all at once
           out=$OUT/casefold-text/$(basename "${f%.xz}")
-          [ -f "$out" ] || python3 scripts/casefold_jsonl.py "$f" "$out"
+          [ -f "$out" ] || { python3 scripts/casefold_jsonl.py "$f" "$out" & pids+=($!); }
           [ "$f" = "$VAL" ] && val=$out || train+=("$out")
         done
+        for p in "${pids[@]}"; do wait "$p"; done  # set -e: a failed file stops here
       else
         args+=(--transform casefold)
       fi ;;
