@@ -67,23 +67,6 @@ EOF
 }
 for seed in "$@"; do
   v=$(variant "$seed")
-  [ -f ".gpu/data/$v/READY" ] || ls .gpu/data/$v/fineweb_val_*.bin >/dev/null 2>&1 || need="$need $v"
-done
-[ -z "$need" ] || VARIANTS="$(echo $need | tr ' ' '\n' | sort -u | tr '\n' ' ')" scripts/gpu/prepare_data.sh
-# The recipe with a compare_quantizer stage after quantize: its quantiser without Hessians or LQER (RTN).
-with_rtn() {
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-i = next(i for i, s in enumerate(r["pipeline"]) if s["name"] == "quantize")
-q = json.loads(json.dumps(r["pipeline"][i]["quantizer"]))
-q.pop("lqer", None)
-r["pipeline"].insert(i + 1, {"name": "compare_quantizer", "label": "rtn", "quantizer": q, "hessians": False, "pack": False})
-json.dump(r, open(sys.argv[2], "w"), indent=1)
-EOF
-}
-for seed in "$@"; do
-  v=$(variant "$seed")
   run=$OUT_DIR/$seed
   recipe=recipes/$seed.json
   if [ "${COMPARE_RTN:-0}" = 1 ] || [ -n "${COMPARE_JSON:-}" ]; then
