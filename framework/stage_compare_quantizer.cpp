@@ -34,9 +34,12 @@ class CompareQuantizer : public PipelineStage {
     const QuantizedState state = quantizer_->quantize(q);
     Json& s = ctx.summary;
     s[label_ + "_quantize_seconds"] = seconds_since(t0);
-    if (pack_) {  // every rank packs: the bytes are only counted, never written
+    if (pack_) {  // rank 0 packs (the bytes are only counted, never written) and tells the others
       t0 = std::chrono::steady_clock::now();
-      s[label_ + "_model_bytes"] = static_cast<int64_t>(container_->pack(state).size());
+      torch::Tensor n = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat64).device(ctx.device));
+      if (ctx.comm.rank() == 0) n.fill_(static_cast<double>(container_->pack(state).size()));
+      if (ctx.comm.world() > 1) ctx.comm.broadcast(n, 0);
+      s[label_ + "_model_bytes"] = static_cast<int64_t>(n.item<double>());
       s[label_ + "_pack_seconds"] = seconds_since(t0);
     }
     auto model = ctx.fresh_model();

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -262,6 +263,20 @@ TEST(DataParallelInterrupted, SigtermCheckpointsAndTheResumedRunIsBitIdentical) 
 TEST(DataParallelInterrupted, SigintOnTwoRanksCheckpointsAndResumesBitIdenticalOnTwoRanksOnly) {
   ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
   interrupt_and_resume("--nproc 2 ", SIGINT, "2");
+}
+
+// compare_quantizer on two ranks: rank 0 packs, both report its bytes, equal to the artifact's own container's.
+TEST(DataParallel, ComparedQuantizerBytesAgreeOnTwoRanks) {
+  ASSERT_TRUE(data_ready()) << "the default data is missing: run `make data` first";
+  Dir d("compare");
+  const std::string pipeline =
+      "--set 'pipeline=[{\"name\":\"quantize\"},{\"name\":\"compare_quantizer\",\"label\":\"same\",\"container\":"
+      "\"zstd22\"},{\"name\":\"write_artifact\",\"container\":\"zstd22\"}]' ";
+  auto r = trainer("--nproc 2 " + kTiny + pipeline + "--set train.iterations=1 --out " + d.path);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Json s = Json::parse(read_file(d.path + "/summary.json"));
+  EXPECT_EQ(s["same_model_bytes"], s["artifact_model_bytes"]);
+  EXPECT_TRUE(std::isfinite(s["same_val_bpb"].get<double>()));
 }
 
 // A signal that reaches the post-training pipeline (here twice at once, as `timeout` sends it) stops the run
