@@ -4,6 +4,11 @@
 # 64 MiB can travel in parts (a few Wikipedia parts per call). Copies the files of each DIR given (carried
 # folders of *.jsonl.xz) into $HOME/pgolf/corpus, then points .gpu/corpus and .gpu/data there.
 # REPREPARE="v1 v2": drop those variants' shards, so prepare_data.sh remakes them from the grown corpus.
+# Here, two such folders (git-ignored through .git/info/exclude, each with .gpu and the tree under 64 MiB):
+#   mkdir .corpusA .corpusB; S=../shared/data/corpus
+#   cp $S/wiki_en_2015.0[01].jsonl.xz $S/fineweb_val.jsonl.xz .corpusA/
+#   cp $S/wiki_en_2015.0[23].jsonl.xz $S/fineweb_train.jsonl.xz .corpusB/
+# (with .gpu/corpus emptied: scripts/gpu/stage_data.sh fills it with part 00 and fineweb, ≈31 MB more).
 #   scripts/gpu/home_corpus.sh .corpusA && scripts/gpu/eval_seeds.sh ...   (first call)
 #   REPREPARE=sp8192-caseops scripts/gpu/home_corpus.sh .corpusB && ...     (next call, still warm)
 set -euo pipefail
