@@ -79,6 +79,7 @@ TEST(ArtifactCode, BundleHoldsTheRecipesComponentsAndCountsStably) {
                         "quant/byte_shuffle.cpp"})
     EXPECT_TRUE(has(f)) << f;
   for (const char* f : {"quant/pergroup_container.cpp", "quant/lzma_compressor.cpp", "framework/stage_evaluate.cpp",
+                        "framework/stage_compare_quantizer.cpp",
                         "tests/test_support.h", "apps/pgolf_data_main.cpp"})
     EXPECT_FALSE(has(f)) << f;
   const Config code(Json{{"count", "bundle"}, {"sources", Json::array()}}, "pipeline[1].code");
