@@ -210,7 +210,7 @@ void build_data(Run& run) {
                                     "the size of the tokenizer " + data.s("tokenizer") + ", " + std::to_string(tv) +
                                         " pieces (the shards were made with it); make them match");
   run.eval = EvalContext{run.batch.seq_len, std::max<int64_t>(run.batch.seq_len, eval.i("batch_tokens") / comm.world()),
-                         run.device, &comm, "val"};
+                         run.device, &comm, "val", ""};
 }
 
 void log_run(const Run& run) {

@@ -102,6 +102,15 @@ std::string describe_bad_id(const TokenAt& at, int64_t vocab) {
          "); the shards were made with another tokenizer, or model.vocab_size is too small";
 }
 
+bool shards_exist(const std::string& pattern) {
+  glob_t g{};
+  bool any = false;
+  if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
+    for (size_t i = 0; i < g.gl_pathc && !any; ++i) any = std::string(g.gl_pathv[i]).find("_bytes_") == std::string::npos;
+  ::globfree(&g);
+  return any;
+}
+
 std::vector<std::string> glob_shards(const std::string& pattern, bool skip_sidecars) {
   glob_t g{};
   int rc = ::glob(pattern.c_str(), 0, nullptr, &g);

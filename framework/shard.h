@@ -59,5 +59,7 @@ void write_shard(const std::string& path, const std::vector<uint16_t>& tokens);
 // Sorted paths matching a glob. With skip_sidecars, names containing "_bytes_" are left out (the
 // val glob fineweb_val_*.bin also matches the byte sidecars). Throws naming the pattern if none match.
 std::vector<std::string> glob_shards(const std::string& pattern, bool skip_sidecars = true);
+// Whether any file (sidecars aside) matches `pattern`.
+bool shards_exist(const std::string& pattern);
 
 }  // namespace pgolf

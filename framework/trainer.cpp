@@ -26,6 +26,7 @@
 #include "framework/named_state.h"
 #include "framework/run.h"
 #include "framework/rundir.h"
+#include "framework/shard.h"
 #include "framework/signals.h"
 #include "framework/train_loop.h"
 #include "framework/train_step.h"
@@ -214,8 +215,12 @@ int run_phases(const TrainerOptions& options, std::unique_ptr<RunDir>& dir, Loop
   Run run = build_run(std::move(recipe), comm);
   broadcast_weights(run);
   log_run(run);
-  if (opt.dry_run) {
-    std::cout << "params: " << run.params << std::endl;
+  if (opt.dry_run) {  // the data too where it exists: what the run would check before its directory
+    const Config data = run.recipe.section("data");
+    const bool present = shards_exist(data.s("train")) && shards_exist(data.s("val"));
+    if (present) build_data(run);
+    std::cout << (present ? "data: checked (shards, tokenizer, byte counter)" : "data: not checked (no shards match data.train or data.val)")
+              << "\nparams: " << run.params << std::endl;
     return 0;
   }
   if (!opt.export_code.empty()) {

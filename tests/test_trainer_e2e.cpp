@@ -66,6 +66,13 @@ TEST(TrainerCli, MissingTokenizerAndVocabMismatchAreRefused) {
   EXPECT_NE(v.code, 0);
   EXPECT_NE(v.out.find("vocab"), std::string::npos) << v.out;
   EXPECT_FALSE(fs::exists(out));
+  // --dry-run checks the data as the run would, where it exists (baseline.json's data/sp1024 does not here)
+  auto dv = run("--recipe recipes/default.json --set model.vocab_size=2048 --dry-run");
+  EXPECT_NE(dv.code, 0);
+  EXPECT_NE(dv.out.find("the size of the tokenizer data/default/tokenizer.model"), std::string::npos) << dv.out;
+  auto ok = run("--recipe recipes/default.json --dry-run");
+  EXPECT_EQ(ok.code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("data: checked"), std::string::npos) << ok.out;
 }
 
 TEST(TrainerE2E, ShortRunLearnsAndWritesTheRunDirectory) {

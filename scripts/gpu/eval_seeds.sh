@@ -13,6 +13,7 @@
 # run directory holds a checkpoint and no summary.json. COMPARE_RTN=1 adds a compare_quantizer stage after
 # quantize (the recipe's GPTQ bits and k without Hessians or LQER: SD-clip RTN, scored, not packed);
 # COMPARE_JSON adds more (see with_compares). They shift the later stages' indices for EXTRA_SETS by their count.
+# DRY_RUN=1 only validates each seed's run (trainer --dry-run: recipe, data, tokenizer, byte counter, lrzip).
 # COPY_TO=DIR copies each finished seed's log, summary.json, recipe.json and metrics.jsonl there.
 #   scripts/gpu/eval_seeds.sh OUT_DIR pr1755 pr1855 ...
 set -euo pipefail
@@ -90,6 +91,11 @@ for seed in "$@"; do
     log=$OUT_DIR/$seed.resumed.log
   fi
   echo "[eval-seeds] $seed on $v: build-gpu/bin/trainer ${args[*]}"
+  if [ "${DRY_RUN:-0}" = 1 ]; then  # what the run checks before training, without a run (before a device call)
+    build-gpu/bin/trainer "${args[@]}" --dry-run 2>&1 | tail -3
+    [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+    continue
+  fi
   rc=0
   build-gpu/bin/trainer "${args[@]}" > "$log" 2>&1 &
   pid=$!
