@@ -26,6 +26,15 @@ std::vector<std::shared_ptr<PipelineStage>> build_pipeline(const Config& root) {
   return out;
 }
 
+void record_score(PipelineContext& ctx, const std::string& label, const EvalResult& r, double seconds) {
+  ctx.dir.metric({{"type", "eval"}, {"step", ctx.step}, {"stage", label}, {"val_loss", r.val_loss()},
+                  {"val_bpb", r.val_bpb()}, {"eval_seconds", seconds}});
+  require_finite(r, "stage '" + label + "'");
+  ctx.summary[label + "_val_loss"] = r.val_loss();
+  ctx.summary[label + "_val_bpb"] = r.val_bpb();
+  ctx.summary["eval_seconds"][label] = seconds;
+}
+
 namespace {
 
 // A stop signal during the pipeline: every rank agrees at the stage boundary (one all-reduce when there are

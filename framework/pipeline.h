@@ -80,6 +80,10 @@ struct PipelineStage {
 };
 using StageRegistry = Registry<PipelineStage>;
 
+// A stage's score: one eval line in metrics.jsonl, then (a NaN/Inf score stops the run naming the stage)
+// <label>_val_loss, <label>_val_bpb and eval_seconds[label] in the summary.
+void record_score(PipelineContext& ctx, const std::string& label, const EvalResult& r, double seconds);
+
 // The recipe's stages, built (so a bad stage section fails before training).
 std::vector<std::shared_ptr<PipelineStage>> build_pipeline(const Config& root);
 // Runs them in order.

@@ -102,20 +102,12 @@ std::string describe_bad_id(const TokenAt& at, int64_t vocab) {
          "); the shards were made with another tokenizer, or model.vocab_size is too small";
 }
 
-bool shards_exist(const std::string& pattern) {
-  glob_t g{};
-  bool any = false;
-  if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
-    for (size_t i = 0; i < g.gl_pathc && !any; ++i) any = std::string(g.gl_pathv[i]).find("_bytes_") == std::string::npos;
-  ::globfree(&g);
-  return any;
-}
+namespace {
 
-std::vector<std::string> glob_shards(const std::string& pattern, bool skip_sidecars) {
+std::vector<std::string> matching(const std::string& pattern, bool skip_sidecars) {
   glob_t g{};
-  int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
   std::vector<std::string> out;
-  if (rc == 0)
+  if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
     for (size_t i = 0; i < g.gl_pathc; ++i) {
       std::string p = g.gl_pathv[i];
       const std::string base = p.substr(p.find_last_of('/') + 1);
@@ -123,10 +115,19 @@ std::vector<std::string> glob_shards(const std::string& pattern, bool skip_sidec
       out.push_back(p);
     }
   ::globfree(&g);
+  return out;  // glob(3) returns names sorted
+}
+
+}  // namespace
+
+bool shards_exist(const std::string& pattern) { return !matching(pattern, true).empty(); }
+
+std::vector<std::string> glob_shards(const std::string& pattern, bool skip_sidecars) {
+  std::vector<std::string> out = matching(pattern, skip_sidecars);
   if (out.empty())
     throw std::runtime_error("no shard files match '" + pattern +
                              "' (prepare data with `make data` or pgolf-data, or point the recipe's data keys at them)");
-  return out;  // glob(3) returns names sorted
+  return out;
 }
 
 }  // namespace pgolf

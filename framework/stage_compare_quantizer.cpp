@@ -48,14 +48,9 @@ class CompareQuantizer : public PipelineStage {
     ectx.stage = label_;
     t0 = std::chrono::steady_clock::now();
     const EvalResult r = evaluator_->evaluate(*model, ctx.val, ctx.bytes, ectx);
-    require_finite(r, "stage '" + label_ + "'");
-    s[label_ + "_val_loss"] = r.val_loss();
-    s[label_ + "_val_bpb"] = r.val_bpb();
-    s["eval_seconds"][label_] = seconds_since(t0);
     log::info(strf("%s (compared quantiser): val_loss %.4f val_bpb %.4f%s", label_.c_str(), r.val_loss(), r.val_bpb(),
                    pack_ ? strf(", %lld model bytes", (long long)s[label_ + "_model_bytes"].get<int64_t>()).c_str() : ""));
-    ctx.dir.metric({{"type", "eval"}, {"step", ctx.step}, {"stage", label_}, {"val_loss", r.val_loss()},
-                    {"val_bpb", r.val_bpb()}});
+    record_score(ctx, label_, r, seconds_since(t0));
   }
 
  private:

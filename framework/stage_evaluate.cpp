@@ -26,17 +26,12 @@ class Evaluate : public PipelineStage {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     log::info(strf("%s: val_loss %.4f val_bpb %.4f (%lld tokens, %.1fs)", label_.c_str(), r.val_loss(), r.val_bpb(),
                    (long long)r.tokens, seconds));
-    ctx.dir.metric({{"type", "eval"}, {"step", ctx.step}, {"stage", label_}, {"val_loss", r.val_loss()},
-                    {"val_bpb", r.val_bpb()}, {"eval_seconds", seconds}});
-    require_finite(r, "stage '" + label_ + "'");
-    Json& s = ctx.summary;
-    s[label_ + "_val_loss"] = r.val_loss();
-    s[label_ + "_val_bpb"] = r.val_bpb();
+    record_score(ctx, label_, r, seconds);
+    Json& s = ctx.summary;  // the headline: the last evaluate stage's
     s["val_tokens"] = r.tokens;
     s["val_bytes"] = r.bytes;
     s["val_loss"] = r.val_loss();
     s["val_bpb"] = r.val_bpb();
-    s["eval_seconds"][label_] = seconds;
   }
 
  private:

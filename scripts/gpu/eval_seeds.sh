@@ -117,8 +117,7 @@ for seed in "$@"; do
     cp "$OUT_DIR/$seed"*.log "$COPY_TO/"
     for f in summary.json recipe.json metrics.jsonl; do [ -f "$run/$f" ] && cp "$run/$f" "$COPY_TO/$seed.$f"; done
   fi
-  log_for_grep=$log
-  grep -E "val_loss .* val_bpb|artifact|calibrat|compared" "$log_for_grep" || true
+  grep -E "val_loss .* val_bpb|artifact|calibrat|compared" "$log" || true
   python3 - "$OUT_DIR/$seed/summary.json" "$seed" "$v" .gpu/data/$v/fineweb_val_*.bin <<'EOF'
 import json, os, sys
 summary, seed, variant = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
@@ -130,15 +129,16 @@ scale = max(1.0, total / scored) / 8
 print(f"{seed}: {scored} of {total} val tokens scored")
 print(f"{'stage':<12}{'val_bpb':>10}{'seconds':>10}{'8 GPUs, this val':>18}{'8 GPUs, challenge val':>23}")
 # Pipeline order (the summary's keys are sorted); a compared quantiser's delta is against pre_quant.
-stages = [s["label"] for s in json.load(open(os.path.join(os.path.dirname(sys.argv[1]), "recipe.json")))["pipeline"]
-          if "label" in s and s["label"] in summary["eval_seconds"]]
+stages = [(s["label"], s["name"] == "compare_quantizer")
+          for s in json.load(open(os.path.join(os.path.dirname(sys.argv[1]), "recipe.json")))["pipeline"]
+          if s.get("label") in summary["eval_seconds"]]
 prev = None
-for stage in stages:
+for stage, compared in stages:
     sec, bpb = summary["eval_seconds"][stage], summary.get(f"{stage}_val_bpb")
-    base = summary.get("pre_quant_val_bpb") if stage == "rtn" else prev
+    base = summary.get("pre_quant_val_bpb") if compared else prev
     delta = f"  ({bpb - base:+.4f})" if base is not None and bpb is not None else ""
     print(f"{stage:<12}{bpb:>10.4f}{sec:>10.1f}{sec * scale:>18.1f}{sec * scale * challenge / total:>23.1f}{delta}")
-    prev = bpb if stage != "rtn" else prev
+    prev = prev if compared else bpb
 print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}))
 EOF
 done
