@@ -77,21 +77,23 @@ __device__ void block_channel_sum(const float (&acc)[E], float* partial_row, flo
   __syncthreads();
 }
 
+// Both forward ops: out = α·x + β·y per channel (α null: 1), rounded to bf16, then n = its norm.
 template <int E>
-__global__ void __launch_bounds__(kWarps * 32) mix_norm_fwd(const bf16* x, const bf16* x0, const float* mix,
-                                                            bf16* out, bf16* n_out, int64_t rows, float factor) {
+__global__ void __launch_bounds__(kWarps * 32) combine_norm_fwd(const bf16* x, const float* alpha, const bf16* y,
+                                                                const float* beta, bf16* out, bf16* n_out,
+                                                                int64_t rows, float factor) {
   constexpr int D = 32 * E;
   const int lane = threadIdx.x % 32, c = lane * E;
-  float m0[E], m1[E];
+  float al[E], be[E];
 #pragma unroll
-  for (int i = 0; i < E; ++i) m0[i] = mix[c + i], m1[i] = mix[D + c + i];
+  for (int i = 0; i < E; ++i) al[i] = alpha ? alpha[c + i] : 1.f, be[i] = beta[c + i];
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < rows;
        row += static_cast<int64_t>(gridDim.x) * kWarps) {
     float a[E], b[E], n[E];
     load_e<E>(x + row * D + c, a);
-    load_e<E>(x0 + row * D + c, b);
+    load_e<E>(y + row * D + c, b);
 #pragma unroll
-    for (int i = 0; i < E; ++i) a[i] = m0[i] * a[i] + m1[i] * b[i];
+    for (int i = 0; i < E; ++i) a[i] = al[i] * a[i] + be[i] * b[i];
     round_bf16<E>(a);
     norm_row<E>(a, n, D, factor);
     store_e<E>(out + row * D + c, a);
@@ -128,28 +130,6 @@ __global__ void __launch_bounds__(kWarps * 32) mix_norm_bwd(const bf16* g_out, c
   }
   block_channel_sum<E>(acc0, partial + static_cast<int64_t>(blockIdx.x) * 2 * D, sm, D);
   block_channel_sum<E>(acc1, partial + static_cast<int64_t>(blockIdx.x) * 2 * D + D, sm, D);
-}
-
-template <int E>
-__global__ void __launch_bounds__(kWarps * 32) sadd_norm_fwd(const bf16* x, const float* s, const bf16* y, bf16* out,
-                                                             bf16* n_out, int64_t rows, float factor) {
-  constexpr int D = 32 * E;
-  const int lane = threadIdx.x % 32, c = lane * E;
-  float sv[E];
-#pragma unroll
-  for (int i = 0; i < E; ++i) sv[i] = s[c + i];
-  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < rows;
-       row += static_cast<int64_t>(gridDim.x) * kWarps) {
-    float a[E], b[E], n[E];
-    load_e<E>(x + row * D + c, a);
-    load_e<E>(y + row * D + c, b);
-#pragma unroll
-    for (int i = 0; i < E; ++i) a[i] += sv[i] * b[i];
-    round_bf16<E>(a);
-    norm_row<E>(a, n, D, factor);
-    store_e<E>(out + row * D + c, a);
-    store_e<E>(n_out + row * D + c, n);
-  }
 }
 
 template <int E>
@@ -206,9 +186,9 @@ void mix_norm_fwd(const void* x, const void* x0, const float* mix, void* out, vo
                   float factor, cudaStream_t stream) {
   if (rows == 0) return;
   dispatch(D, [&](auto e) {
-    mix_norm_fwd<decltype(e)::value><<<residual_norm_blocks(rows), kWarps * 32, 0, stream>>>(
-        static_cast<const bf16*>(x), static_cast<const bf16*>(x0), mix, static_cast<bf16*>(out), static_cast<bf16*>(n),
-        rows, factor);
+    combine_norm_fwd<decltype(e)::value><<<residual_norm_blocks(rows), kWarps * 32, 0, stream>>>(
+        static_cast<const bf16*>(x), mix, static_cast<const bf16*>(x0), mix + D, static_cast<bf16*>(out),
+        static_cast<bf16*>(n), rows, factor);
   });
 }
 
@@ -227,9 +207,9 @@ void scale_add_norm_fwd(const void* x, const float* s, const void* y, void* out,
                         float factor, cudaStream_t stream) {
   if (rows == 0) return;
   dispatch(D, [&](auto e) {
-    sadd_norm_fwd<decltype(e)::value><<<residual_norm_blocks(rows), kWarps * 32, 0, stream>>>(
-        static_cast<const bf16*>(x), s, static_cast<const bf16*>(y), static_cast<bf16*>(out), static_cast<bf16*>(n),
-        rows, factor);
+    combine_norm_fwd<decltype(e)::value><<<residual_norm_blocks(rows), kWarps * 32, 0, stream>>>(
+        static_cast<const bf16*>(x), nullptr, static_cast<const bf16*>(y), s, static_cast<bf16*>(out),
+        static_cast<bf16*>(n), rows, factor);
   });
 }
 
